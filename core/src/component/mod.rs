@@ -1,0 +1,199 @@
+//! The three component kinds and their factories.
+//!
+//! A component is configured by its own TOML table in `mirror.toml` and built by the config struct
+//! itself (the config struct is the factory, as in Vector). Config structs register under their `type`
+//! name with [`inventory`] (see [`registry`]), so linking a crate into a `mirror` build is all it takes
+//! to make its components available.
+//!
+//! Contracts the engine relies on:
+//! - [`Source::next`] may be called again after it returned a transient error; the source then carries
+//!   on from where it was (it must not skip what the failed call would have returned).
+//! - A [`Sink`] owns a batch once [`Sink::write`] is called, even if it returns an error. It calls
+//!   [`Ack::acknowledge`] only once the batch's rows are durable at the destination. After a transient
+//!   error from `write` or `flush`, it still holds every unacknowledged batch, and the engine retries
+//!   [`Sink::flush`] until it succeeds.
+//! - A [`Transform`] maps one batch to one batch (possibly with zero rows), keeping rows and operations
+//!   aligned; the checkpoint passes through unchanged.
+
+pub mod registry;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::ResumeState;
+use crate::config::TableSettings;
+use crate::engine::Ack;
+use crate::error::ComponentError;
+use crate::model::{ChangeBatch, Checkpoint};
+
+pub use registry::{
+    sink_types, source_types, transform_types, SinkRegistration, SourceRegistration,
+    TransformRegistration,
+};
+
+/// What a source produces next.
+#[derive(Debug)]
+pub enum SourceItem {
+    /// Rows to deliver; its checkpoint is committed once every sink acknowledged it (and every
+    /// earlier item of this source).
+    Batch(ChangeBatch),
+    /// A position to commit once every earlier item is delivered, with no rows of its own (for
+    /// example a change stream's high-water mark while nothing changes).
+    Checkpoint(Checkpoint),
+}
+
+/// Produces changes, in order, resumable from a committed checkpoint.
+#[async_trait]
+pub trait Source: Send {
+    /// The next item, waiting if there is none yet; `Ok(None)` once a finite source is exhausted.
+    async fn next(&mut self) -> Result<Option<SourceItem>, ComponentError>;
+
+    /// Releases connections; called once, after the last `next`.
+    async fn close(&mut self) -> Result<(), ComponentError> {
+        Ok(())
+    }
+}
+
+/// Changes batches between a source and the sinks (filter, rename, mask, ...).
+#[async_trait]
+pub trait Transform: Send {
+    /// The batch to pass on instead of `batch`.
+    async fn apply(&mut self, batch: ChangeBatch) -> Result<ChangeBatch, ComponentError>;
+}
+
+/// Writes batches durably and acknowledges each once it is.
+#[async_trait]
+pub trait Sink: Send {
+    /// Takes a batch; may buffer it. `ack` must be acknowledged once the rows are durable.
+    async fn write(&mut self, batch: ChangeBatch, ack: Ack) -> Result<(), ComponentError>;
+
+    /// Makes every buffered batch durable and acknowledges it.
+    async fn flush(&mut self) -> Result<(), ComponentError>;
+
+    /// When the engine should call [`Sink::flush`] even if no new batch arrives (time-based
+    /// flushing keeps latency low under light load). `None`: no deadline.
+    fn flush_deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Flushes and releases resources; called once at the end of a run.
+    async fn close(&mut self) -> Result<(), ComponentError> {
+        self.flush().await
+    }
+}
+
+/// Why a component could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("{component}: {message}")]
+pub struct BuildError {
+    /// The component's name in `mirror.toml`.
+    pub component: String,
+    /// What is wrong and what to check.
+    pub message: String,
+}
+
+impl BuildError {
+    /// A build error for the component `name`.
+    pub fn new(component: impl Into<String>, message: impl fmt::Display) -> Self {
+        Self {
+            component: component.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// A source's identity, handed to the sinks it feeds (e.g. for Open Mirroring's
+/// `_partnerEvents.json`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceDescriptor {
+    /// The component name, `atlas` in `[sources.atlas]`.
+    pub name: String,
+    /// The `type`, e.g. `mongodb`.
+    pub type_name: String,
+}
+
+/// What a source is built with.
+#[derive(Clone, Debug)]
+pub struct SourceContext {
+    /// The component name.
+    pub name: String,
+    /// Its last committed state.
+    pub resume: ResumeState,
+    /// Per-table settings from `[tables]` (mapping, target names).
+    pub tables: Arc<BTreeMap<String, TableSettings>>,
+    /// Cancelled when the engine shuts down; sources with background tasks stop them on it.
+    pub shutdown: CancellationToken,
+}
+
+/// What a transform is built with.
+#[derive(Clone, Debug)]
+pub struct TransformContext {
+    /// The component name.
+    pub name: String,
+}
+
+/// What a sink is built with.
+#[derive(Clone, Debug)]
+pub struct SinkContext {
+    /// The component name.
+    pub name: String,
+    /// The sources whose batches reach this sink.
+    pub sources: Vec<SourceDescriptor>,
+    /// Cancelled when the engine shuts down.
+    pub shutdown: CancellationToken,
+}
+
+/// A source's configuration, which builds the source.
+#[async_trait]
+pub trait SourceConfig: fmt::Debug + Send + Sync {
+    /// Builds the source, resuming from `cx.resume`.
+    async fn build(&self, cx: SourceContext) -> Result<Box<dyn Source>, BuildError>;
+
+    /// One line for `mirror check`, e.g. `3 tables, 10000 rows`.
+    fn describe(&self) -> String {
+        String::new()
+    }
+
+    /// Human-readable position of a partition's state, for `mirror status`. The default shows the
+    /// state as stored.
+    fn describe_state(&self, state: &crate::model::CheckpointState) -> String {
+        format!("{state:?}")
+    }
+}
+
+/// A transform's configuration, which builds the transform.
+#[async_trait]
+pub trait TransformConfig: fmt::Debug + Send + Sync {
+    /// Builds the transform.
+    async fn build(&self, cx: TransformContext) -> Result<Box<dyn Transform>, BuildError>;
+
+    /// One line for `mirror check`.
+    fn describe(&self) -> String {
+        String::new()
+    }
+}
+
+/// A sink's configuration, which builds the sink.
+#[async_trait]
+pub trait SinkConfig: fmt::Debug + Send + Sync {
+    /// Builds the sink.
+    async fn build(&self, cx: SinkContext) -> Result<Box<dyn Sink>, BuildError>;
+
+    /// A checkpoint store kept with this sink's data, if it has one. When `[state] path` is unset
+    /// and exactly one sink offers a store, the engine keeps every source's checkpoints there.
+    fn checkpoint_store(
+        &self,
+    ) -> Result<Option<std::sync::Arc<dyn crate::checkpoint::CheckpointStore>>, BuildError> {
+        Ok(None)
+    }
+
+    /// One line for `mirror check`, e.g. the landing zone URL.
+    fn describe(&self) -> String {
+        String::new()
+    }
+}

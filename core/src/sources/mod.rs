@@ -1,0 +1,3 @@
+//! First-party sources that need no external system.
+
+pub mod generator;
