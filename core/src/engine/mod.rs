@@ -134,12 +134,18 @@ impl Failures {
         self.stop.cancel();
     }
 
+    /// The root cause: a dropped batch is usually the consequence of another failure (a sink
+    /// that panicked drops what it held), so any other error is reported first.
     fn take_first(&self) -> Option<EngineError> {
         let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        let root = errors
+            .iter()
+            .position(|e| !matches!(e, EngineError::Undelivered { .. }))
+            .unwrap_or(0);
         if errors.is_empty() {
             None
         } else {
-            Some(errors.remove(0))
+            Some(errors.remove(root))
         }
     }
 }

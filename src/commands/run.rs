@@ -1,0 +1,69 @@
+//! `mirror run`: run the configured routes, stopping cleanly on SIGINT/SIGTERM.
+
+use std::path::Path;
+
+use mirror_core::engine::{Engine, EngineError};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::load_config;
+use crate::exit::Code;
+
+pub async fn run(path: &Path) -> Code {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    info!(config = %config.file, version = mirror_core::VERSION, "starting");
+    let engine = Engine::new(config);
+    spawn_signal_handler(engine.shutdown_token());
+    match engine.run().await {
+        Ok(report) => {
+            info!("{report}");
+            Code::Ok
+        }
+        Err(err) => {
+            error!("{err}");
+            eprintln!("error: {err}");
+            match err {
+                EngineError::Build(_) | EngineError::LoadCheckpoint { .. } => Code::Startup,
+                EngineError::ShutdownTimeout { .. } => Code::ShutdownTimeout,
+                _ => Code::Failed,
+            }
+        }
+    }
+}
+
+/// First SIGINT/SIGTERM: clean stop. Second SIGINT: exit at once (nothing unwritten is committed).
+fn spawn_signal_handler(stop: CancellationToken) {
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("stop requested: finishing in-flight batches (press Ctrl-C again to exit at once)");
+        stop.cancel();
+        wait_for_signal().await;
+        warn!("second interrupt: exiting now; unacknowledged batches will be re-sent on the next run");
+        std::process::exit(Code::Interrupted as i32);
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
