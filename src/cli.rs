@@ -19,7 +19,13 @@ Examples:
 #[command(name = "mirror", version, about, after_help = format!("{EXAMPLES}\n\n{}", exit::HELP))]
 pub struct Cli {
     /// Log line format (logs go to stderr; `RUST_LOG` sets the filter).
-    #[arg(long, global = true, value_enum, default_value = "pretty", env = "MIRROR_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "pretty",
+        env = "MIRROR_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
 
     /// More log detail (-v: debug for mirror's crates, -vv: debug everywhere).
@@ -33,9 +39,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the configured routes until every finite source is done, or until stopped.
-    #[command(after_help = "SIGINT/SIGTERM stop cleanly: in-flight batches are written and \
+    #[command(
+        after_help = "SIGINT/SIGTERM stop cleanly: in-flight batches are written and \
         checkpointed within engine.shutdown_timeout. A second SIGINT exits at once; nothing \
-        unwritten is ever checkpointed, so the next run re-sends it.")]
+        unwritten is ever checkpointed, so the next run re-sends it."
+    )]
     Run {
         /// The configuration file.
         #[arg(short, long, default_value = "mirror.toml", env = "MIRROR_CONFIG")]

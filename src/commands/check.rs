@@ -15,13 +15,28 @@ pub fn check(path: &Path) -> Code {
     println!("{}: ok", config.file);
     println!("\ncomponents:");
     for s in &config.sources {
-        println!("  source    {:<16} {:<12} {}", s.name, s.type_name, s.config.describe());
+        println!(
+            "  source    {:<16} {:<12} {}",
+            s.name,
+            s.type_name,
+            s.config.describe()
+        );
     }
     for t in &config.transforms {
-        println!("  transform {:<16} {:<12} {}", t.name, t.type_name, t.config.describe());
+        println!(
+            "  transform {:<16} {:<12} {}",
+            t.name,
+            t.type_name,
+            t.config.describe()
+        );
     }
     for s in &config.sinks {
-        println!("  sink      {:<16} {:<12} {}", s.name, s.type_name, s.config.describe());
+        println!(
+            "  sink      {:<16} {:<12} {}",
+            s.name,
+            s.type_name,
+            s.config.describe()
+        );
     }
     println!("\nroutes:");
     for route in config.routes() {

@@ -41,7 +41,9 @@ fn spawn_signal_handler(stop: CancellationToken) {
         info!("stop requested: finishing in-flight batches (press Ctrl-C again to exit at once)");
         stop.cancel();
         wait_for_signal().await;
-        warn!("second interrupt: exiting now; unacknowledged batches will be re-sent on the next run");
+        warn!(
+            "second interrupt: exiting now; unacknowledged batches will be re-sent on the next run"
+        );
         std::process::exit(Code::Interrupted as i32);
     });
 }
@@ -49,7 +51,7 @@ fn spawn_signal_handler(stop: CancellationToken) {
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
+        use tokio::signal::unix::{signal, SignalKind};
         let mut term = match signal(SignalKind::terminate()) {
             Ok(s) => s,
             Err(_) => {

@@ -44,5 +44,9 @@ pub async fn status(path: &Path) -> Code {
             }
         }
     }
-    if failed { Code::Startup } else { Code::Ok }
+    if failed {
+        Code::Startup
+    } else {
+        Code::Ok
+    }
 }
