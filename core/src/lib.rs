@@ -30,6 +30,7 @@ pub mod engine;
 pub mod error;
 pub mod model;
 pub mod sources;
+pub mod transforms;
 
 pub use component::{Sink, Source, SourceItem, Transform};
 pub use error::{ComponentError, ErrorKind};

@@ -32,11 +32,22 @@ pub struct Probe {
     pub source_failures: AtomicU64,
     /// Times a sink's flush was called.
     pub flushes: AtomicU64,
+    /// Batches a sink made durable, per sink name.
+    pub batches: Mutex<BTreeMap<String, Vec<ChangeBatch>>>,
 }
 
 impl Probe {
     pub fn emitted(&self) -> Vec<u64> {
         self.emitted.lock().unwrap().clone()
+    }
+
+    pub fn batches(&self, sink: &str) -> Vec<ChangeBatch> {
+        self.batches
+            .lock()
+            .unwrap()
+            .get(sink)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn durable(&self, sink: &str) -> Vec<u64> {
@@ -307,6 +318,13 @@ impl Sink for Recording {
                 continue;
             }
             self.probe
+                .batches
+                .lock()
+                .unwrap()
+                .entry(self.name.clone())
+                .or_default()
+                .push(batch.clone());
+            self.probe
                 .durable
                 .lock()
                 .unwrap()
@@ -354,11 +372,11 @@ impl CheckpointStore for RecordingStore {
 
     async fn commit(&self, source: &str, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         self.inner.commit(source, checkpoint).await?;
-        if let Some(state) = checkpoint.get(&mirror_core::Partition::Source) {
-            self.commits
-                .lock()
-                .unwrap()
-                .push(state.to_json::<u64>().unwrap());
+        if let Some(Ok(seq)) = checkpoint
+            .get(&mirror_core::Partition::Source)
+            .map(|s| s.to_json::<u64>())
+        {
+            self.commits.lock().unwrap().push(seq);
         }
         Ok(())
     }
