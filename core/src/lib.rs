@@ -29,6 +29,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod model;
+pub mod plugin;
 pub mod sources;
 pub mod transforms;
 

@@ -7,6 +7,7 @@ mod status;
 use std::path::Path;
 
 use mirror_core::config::{ConfigLoader, MirrorConfig, PluginSettings};
+use mirror_core::plugin::load_plugins;
 
 use crate::cli::Command;
 use crate::exit::Code;
@@ -22,15 +23,14 @@ pub async fn dispatch(command: Command) -> Code {
 
 /// Loads a configuration, printing the error for the user on failure.
 pub fn load_config(path: &Path) -> Result<MirrorConfig, Code> {
-    let no_plugins = |plugins: &PluginSettings| {
-        if plugins.load.is_empty() && plugins.dir.is_none() {
-            Ok(())
-        } else {
-            Err("this build cannot load runtime plugins yet".to_owned())
+    let plugins = |settings: &PluginSettings| {
+        for plugin in load_plugins(settings).map_err(|e| e.to_string())? {
+            tracing::info!(path = %plugin.path.display(), components = ?plugin.components, "plugin loaded");
         }
+        Ok(())
     };
     let loaded = ConfigLoader::default()
-        .with_plugin_loader(&no_plugins)
+        .with_plugin_loader(&plugins)
         .load(path);
     loaded.map_err(|e| {
         eprintln!("error: {e}");

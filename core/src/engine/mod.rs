@@ -665,8 +665,12 @@ async fn run_source(
             }
         }
     }
-    if let Err(e) = source.close().await {
-        warn!(source = %name, error = %e.chain(), "closing source failed");
+    if let Err(error) = source.close().await {
+        failures.report(EngineError::Component {
+            kind: "source",
+            component: name.clone(),
+            error,
+        });
     }
     debug!(source = %name, "source task done");
 }

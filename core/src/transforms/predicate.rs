@@ -414,6 +414,14 @@ impl Predicate {
 }
 
 fn compare(column: &ArrayRef, op: CmpOp, literal: &Literal) -> Result<BooleanArray, ArrowError> {
+    // `n < 5.5` on an integer column compares as numbers; casting 5.5 to an integer would not.
+    let widened;
+    let column = if matches!(literal, Literal::Float(_)) && column.data_type().is_integer() {
+        widened = cast(column, &DataType::Float64)?;
+        &widened
+    } else {
+        column
+    };
     let scalar = literal_as(column.data_type(), literal)?;
     let scalar = Scalar::new(scalar);
     let lhs: &dyn Datum = column;
@@ -480,12 +488,13 @@ mod tests {
             vec![Some(false), Some(true), None, Some(true)]
         );
         assert_eq!(
+            // Kleene logic: null and false is false; true and null is null.
             eval("n >= 5 and s = 'b'"),
-            vec![Some(false), Some(true), None, Some(false)]
+            vec![Some(false), Some(true), Some(false), None]
         );
         assert_eq!(
             eval("n = 1 or s is null"),
-            vec![Some(true), Some(false), Some(false), Some(true)]
+            vec![Some(true), Some(false), None, Some(true)]
         );
         assert_eq!(
             eval("not (n <> 10)"),

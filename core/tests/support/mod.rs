@@ -155,15 +155,19 @@ pub fn one_row(table: Arc<Table>, seq: u64) -> ChangeBatch {
     .unwrap()
 }
 
+/// The `seq` column's values (none if the batch has no such column).
 pub fn rows_of(batch: &ChangeBatch) -> Vec<u64> {
-    let col = batch.rows().column_by_name("seq").unwrap();
-    col.as_any()
-        .downcast_ref::<Int64Array>()
-        .unwrap()
-        .values()
-        .iter()
-        .map(|v| *v as u64)
-        .collect()
+    match batch.rows().column_by_name("seq") {
+        Some(col) => col
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(|v| v as u64)
+            .collect(),
+        None => Vec::new(),
+    }
 }
 
 #[async_trait]
