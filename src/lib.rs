@@ -1,0 +1,51 @@
+//! `mirror`: keeps Microsoft Fabric in sync with MongoDB through Open Mirroring.
+//!
+//! This crate is the command line, as a library so that a company can build its own `mirror` binary
+//! with extra compile-time components: link a crate that registers them (with
+//! `mirror_core::register_source!` and friends) and call [`main`]. See `examples/custom_binary.rs`.
+//!
+//! ```no_run
+//! // src/main.rs of a custom build; `my_components` registers its types with inventory.
+//! use my_components as _;
+//!
+//! fn main() -> std::process::ExitCode {
+//!     mirror::main()
+//! }
+//! # mod my_components {}
+//! ```
+//!
+//! It is wiring only: it parses the command line, sets up logging, links the first-party components
+//! (so their `inventory` registrations are present) and hands over to `mirror-core`.
+
+mod cli;
+mod commands;
+mod exit;
+mod logging;
+
+use clap::Parser;
+
+// Linking a crate is not enough for `inventory`: a crate nothing refers to is dropped by the linker
+// together with its registrations. These lines keep the first-party components in every build
+// (a test checks that `mirror check` knows their types).
+use mirror_mongodb as _;
+use mirror_onelake as _;
+
+/// Runs the `mirror` command line with every component linked into this binary.
+pub fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(cli.log_format, cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::Code::Startup.into();
+        }
+    };
+    let code = runtime.block_on(commands::dispatch(cli.command));
+    // Background tasks that ignore shutdown must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code.into()
+}
