@@ -9,6 +9,7 @@
 //! - the engine that runs routes with bounded channels and commits checkpoints in source order, only
 //!   for batches every sink acknowledged ([`engine`]);
 //! - the checkpoint store ([`checkpoint`]);
+//! - schema mapping from schemaless documents to typed, stable columns ([`mapping`]);
 //! - first-party generic sources such as the synthetic [`sources::generator`].
 //!
 //! The core knows no MongoDB, no BSON and no Azure: connectors and sinks depend on it, never the
@@ -28,6 +29,7 @@ pub mod component;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod mapping;
 pub mod model;
 pub mod plugin;
 pub mod sources;

@@ -37,7 +37,7 @@ use crate::component::registry::{
 use crate::component::{SinkConfig, SourceConfig, TransformConfig};
 
 pub use secret::{redact_uri, Secret, SecretUri};
-pub use tables::TableSettings;
+pub use tables::{TableSettings, ALL_TABLES};
 
 /// A configuration error, located in the file when it comes from the file's content.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,411 @@
+//! The per-table converter: raw BSON documents straight into Arrow builders.
+//!
+//! Each field path gets a *slot* once (its mapping rule, its column, its child node when flattened);
+//! documents are then walked element by element. A node remembers which slot the i-th element of the
+//! previous document had, so documents with the usual field order resolve each field with one string
+//! comparison instead of a hash lookup. Values go straight from [`RawBsonRef`] into the builders; only
+//! JSON columns and overflowing values are rendered as text.
+//!
+//! A field without a column gets one the first time a non-null value shows up: its pinned type, or
+//! the type inferred from the values at that path in this and the following documents of the batch
+//! (up to the mapping's `sample_size`). [`BsonConverter::observe_sample`] does the same over a sample
+//! before the first batch.
+
+use std::collections::HashMap;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use bson::raw::{RawBsonRef, RawDocument};
+use mirror_core::mapping::{
+    BatchBuilder, ColumnType, FieldPlan, FieldRule, Inference, JsonFlavor, Misfit, OverflowStats,
+    TableMapping, TableSchemaState, Value,
+};
+
+use super::json::write_value;
+use super::key::encode_key;
+use super::values::{classify, kind_of};
+use super::ConvertError;
+
+/// One row to convert.
+#[derive(Clone, Copy, Debug)]
+pub enum RowInput<'a> {
+    /// A whole document (insert, update, replace, upsert): every column is set.
+    Document(&'a RawDocument),
+    /// A deleted document's `_id`: the key is set, every other column is null.
+    Delete(RawBsonRef<'a>),
+}
+
+const ROOT: usize = 0;
+
+struct Node {
+    /// The path of the sub-document this node reads (empty for the root).
+    path: Vec<String>,
+    by_key: HashMap<Box<str>, usize>,
+    /// Slot of the i-th element of the last document seen here.
+    recent: Vec<usize>,
+}
+
+impl Node {
+    fn new(path: Vec<String>) -> Self {
+        Self {
+            path,
+            by_key: HashMap::new(),
+            recent: Vec::new(),
+        }
+    }
+}
+
+struct Slot {
+    key: Box<str>,
+    path: Vec<String>,
+    dotted: Box<str>,
+    plan: Option<FieldPlan>,
+    column: Option<usize>,
+    child: Option<usize>,
+}
+
+/// Converts one table's documents into Arrow batches with the table's full, stable column set.
+pub struct BsonConverter {
+    table: String,
+    mapping: TableMapping,
+    state: TableSchemaState,
+    nodes: Vec<Node>,
+    slots: Vec<Slot>,
+    builder: BatchBuilder,
+    stats: OverflowStats,
+    key: String,
+    scratch: String,
+    overflow_json: String,
+}
+
+impl BsonConverter {
+    /// A converter for `table` (named in logs) with its mapping and its saved schema state
+    /// ([`TableSchemaState::new`] for a new table).
+    pub fn new(
+        table: impl Into<String>,
+        mapping: TableMapping,
+        state: TableSchemaState,
+    ) -> Result<Self, ConvertError> {
+        let builder = BatchBuilder::new(&state, 1024)?;
+        Ok(Self {
+            table: table.into(),
+            mapping,
+            state,
+            nodes: vec![Node::new(Vec::new())],
+            slots: Vec::new(),
+            builder,
+            stats: OverflowStats::new(),
+            key: String::new(),
+            scratch: String::new(),
+            overflow_json: String::new(),
+        })
+    }
+
+    /// The table's schema state: save it (as JSON) in the table's checkpoint with each batch.
+    pub fn state(&self) -> &TableSchemaState {
+        &self.state
+    }
+
+    /// The mapping in use.
+    pub fn mapping(&self) -> &TableMapping {
+        &self.mapping
+    }
+
+    /// The schema of the next batch (the table's current full column set).
+    pub fn schema(&self) -> SchemaRef {
+        self.state.arrow_schema()
+    }
+
+    /// Values sent to the overflow column so far, per field.
+    pub fn overflow_stats(&self) -> &OverflowStats {
+        &self.stats
+    }
+
+    /// Infers column types from a sample of documents (e.g. `$sample` or the first N) and adds the
+    /// columns, in the order their fields first appear. Fields that already have a column keep it.
+    pub fn observe_sample<'d>(
+        &mut self,
+        docs: impl IntoIterator<Item = &'d RawDocument>,
+    ) -> Result<(), ConvertError> {
+        let mut seen: HashMap<usize, Inference> = HashMap::new();
+        let mut order = Vec::new();
+        for doc in docs {
+            self.sample_walk(ROOT, doc, &mut seen, &mut order)?;
+        }
+        for slot in order {
+            if self.slots[slot].column.is_some() {
+                continue;
+            }
+            let pinned = self.slots[slot].plan.as_ref().and_then(|p| p.pinned);
+            if let Some(ty) = pinned.or_else(|| seen.get(&slot).and_then(Inference::infer)) {
+                self.add_column(slot, ty)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn sample_walk(
+        &mut self,
+        node: usize,
+        doc: &RawDocument,
+        seen: &mut HashMap<usize, Inference>,
+        order: &mut Vec<usize>,
+    ) -> Result<(), ConvertError> {
+        for (pos, elem) in doc.iter_elements().enumerate() {
+            let elem = elem?;
+            let key = elem.key();
+            if node == ROOT && key == "_id" {
+                continue;
+            }
+            let slot = self.lookup(node, pos, key);
+            let Some(plan) = &self.slots[slot].plan else {
+                continue;
+            };
+            let (flatten, scalar) = (plan.flatten, plan.scalar);
+            let value = elem.value()?;
+            if let (RawBsonRef::Document(sub), true) = (value, flatten) {
+                let child = self.child(slot);
+                self.sample_walk(child, sub, seen, order)?;
+                continue;
+            }
+            if !scalar {
+                continue;
+            }
+            if let Some(kind) = kind_of(&value, flatten) {
+                let inference = seen.entry(slot).or_insert_with(|| {
+                    order.push(slot);
+                    Inference::new()
+                });
+                inference.observe(kind);
+            }
+        }
+        Ok(())
+    }
+
+    /// Converts whole documents (inserts, updates, replacements) into a batch.
+    pub fn convert_documents(
+        &mut self,
+        docs: &[&RawDocument],
+    ) -> Result<RecordBatch, ConvertError> {
+        let rows: Vec<RowInput<'_>> = docs.iter().map(|d| RowInput::Document(d)).collect();
+        self.convert(&rows)
+    }
+
+    /// Converts rows into a batch whose schema is the table's full column set after these rows
+    /// (new fields add nullable columns to the state). On error the partial batch is dropped.
+    pub fn convert(&mut self, rows: &[RowInput<'_>]) -> Result<RecordBatch, ConvertError> {
+        match self.convert_rows(rows) {
+            Ok(batch) => Ok(batch),
+            Err(e) => {
+                self.builder = BatchBuilder::new(&self.state, 1024)?;
+                Err(e)
+            }
+        }
+    }
+
+    fn convert_rows(&mut self, rows: &[RowInput<'_>]) -> Result<RecordBatch, ConvertError> {
+        for (i, row) in rows.iter().enumerate() {
+            match row {
+                RowInput::Delete(id) => {
+                    encode_key(&mut self.key, *id)?;
+                    self.builder.begin_row(&self.key);
+                    self.builder.end_row();
+                }
+                RowInput::Document(doc) => {
+                    let id = doc.get("_id")?.ok_or(ConvertError::MissingId)?;
+                    encode_key(&mut self.key, id)?;
+                    self.builder.begin_row(&self.key);
+                    let end = rows.len().min(i + self.mapping.sample_size.max(1));
+                    self.walk(ROOT, doc, &rows[i..end])?;
+                    self.builder.end_row();
+                }
+            }
+        }
+        Ok(self.builder.finish(&self.state)?)
+    }
+
+    fn walk(
+        &mut self,
+        node: usize,
+        doc: &RawDocument,
+        ahead: &[RowInput<'_>],
+    ) -> Result<(), ConvertError> {
+        for (pos, elem) in doc.iter_elements().enumerate() {
+            let elem = elem?;
+            let key = elem.key();
+            if node == ROOT && key == "_id" {
+                continue;
+            }
+            let slot = self.lookup(node, pos, key);
+            let Some(plan) = &self.slots[slot].plan else {
+                continue;
+            };
+            let (flatten, scalar) = (plan.flatten, plan.scalar);
+            let value = elem.value()?;
+            if let (RawBsonRef::Document(sub), true) = (value, flatten) {
+                if sub.is_empty() {
+                    // Flattening an empty document would leave no trace of it.
+                    self.builder.add_overflow(&self.slots[slot].dotted, "{}");
+                    continue;
+                }
+                let child = self.child(slot);
+                self.walk(child, sub, ahead)?;
+                continue;
+            }
+            if scalar {
+                self.put(slot, value, ahead)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn put(
+        &mut self,
+        slot: usize,
+        value: RawBsonRef<'_>,
+        ahead: &[RowInput<'_>],
+    ) -> Result<(), ConvertError> {
+        let is_null = matches!(value, RawBsonRef::Null | RawBsonRef::Undefined);
+        let column = match self.slots[slot].column {
+            Some(c) => c,
+            None => {
+                let pinned = self.slots[slot].plan.as_ref().and_then(|p| p.pinned);
+                if is_null && pinned.is_none() {
+                    // Null needs no column: missing and null read the same.
+                    return Ok(());
+                }
+                match self.infer(slot, ahead) {
+                    Some(ty) => self.add_column(slot, ty)?,
+                    None => return Ok(()),
+                }
+            }
+        };
+        let ty = self.state.columns()[column].ty;
+        let mut buf = [0u8; 36];
+        let appended = if is_null {
+            self.builder.append(column, Value::Null)
+        } else if ty.is_json() {
+            self.scratch.clear();
+            write_value(&mut self.scratch, value, self.mapping.json)?;
+            self.builder.append(column, Value::Json(&self.scratch))
+        } else {
+            let v = classify(value, self.mapping.json, &mut buf, &mut self.scratch)?;
+            self.builder.append(column, v)
+        };
+        if let Err(misfit) = appended {
+            self.overflow(slot, column, value, misfit)?;
+        }
+        Ok(())
+    }
+
+    fn overflow(
+        &mut self,
+        slot: usize,
+        column: usize,
+        value: RawBsonRef<'_>,
+        misfit: Misfit,
+    ) -> Result<(), ConvertError> {
+        self.overflow_json.clear();
+        write_value(&mut self.overflow_json, value, JsonFlavor::Relaxed)?;
+        let dotted = &self.slots[slot].dotted;
+        self.builder.add_overflow(dotted, &self.overflow_json);
+        self.stats.record(
+            &self.table,
+            dotted,
+            &self.state.columns()[column].name,
+            misfit,
+        );
+        Ok(())
+    }
+
+    /// The type of a new column from the values at its path in the rows ahead (this one included).
+    fn infer(&self, slot: usize, ahead: &[RowInput<'_>]) -> Option<ColumnType> {
+        let s = &self.slots[slot];
+        let plan = s.plan.as_ref()?;
+        if let Some(pinned) = plan.pinned {
+            return Some(pinned);
+        }
+        let mut inference = Inference::new();
+        for row in ahead {
+            let RowInput::Document(doc) = row else {
+                continue;
+            };
+            if let Some(v) = value_at(doc, &s.path) {
+                if let Some(kind) = kind_of(&v, plan.flatten) {
+                    inference.observe(kind);
+                }
+            }
+        }
+        inference.infer()
+    }
+
+    fn add_column(&mut self, slot: usize, ty: ColumnType) -> Result<usize, ConvertError> {
+        let s = &self.slots[slot];
+        let name = s.plan.as_ref().map(|p| p.name.as_str()).unwrap_or_default();
+        let column = self.state.add_column(s.path.clone(), name, ty);
+        self.builder.sync_columns(&self.state)?;
+        self.slots[slot].column = Some(column);
+        Ok(column)
+    }
+
+    #[inline]
+    fn lookup(&mut self, node: usize, pos: usize, key: &str) -> usize {
+        if let Some(&s) = self.nodes[node].recent.get(pos) {
+            if &*self.slots[s].key == key {
+                return s;
+            }
+        }
+        let slot = match self.nodes[node].by_key.get(key) {
+            Some(&s) => s,
+            None => self.new_slot(node, key),
+        };
+        let recent = &mut self.nodes[node].recent;
+        if pos < recent.len() {
+            recent[pos] = slot;
+        } else if pos == recent.len() {
+            recent.push(slot);
+        }
+        slot
+    }
+
+    fn new_slot(&mut self, node: usize, key: &str) -> usize {
+        let mut path = self.nodes[node].path.clone();
+        path.push(key.to_owned());
+        let plan = match self.mapping.field(&path) {
+            FieldRule::Skip => None,
+            FieldRule::Keep(plan) => Some(plan),
+        };
+        let slot = self.slots.len();
+        self.slots.push(Slot {
+            key: key.into(),
+            dotted: path.join(".").into(),
+            column: self.state.column_for(&path),
+            path,
+            plan,
+            child: None,
+        });
+        self.nodes[node].by_key.insert(key.into(), slot);
+        slot
+    }
+
+    fn child(&mut self, slot: usize) -> usize {
+        if let Some(c) = self.slots[slot].child {
+            return c;
+        }
+        let c = self.nodes.len();
+        self.nodes.push(Node::new(self.slots[slot].path.clone()));
+        self.slots[slot].child = Some(c);
+        c
+    }
+}
+
+/// The value at `path` in `doc`, through sub-documents.
+fn value_at<'a>(doc: &'a RawDocument, path: &[String]) -> Option<RawBsonRef<'a>> {
+    let (last, parents) = path.split_last()?;
+    let mut d = doc;
+    for p in parents {
+        d = d.get(p).ok()??.as_document()?;
+    }
+    d.get(last).ok()?
+}
