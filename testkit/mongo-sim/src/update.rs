@@ -313,12 +313,14 @@ fn expand_positional(doc: &Document, path: &str, query: Option<&Expr>) -> CmdRes
                         "arrayFilters (filtered positional $[<id>])",
                     ))
                 }
-                p if p.starts_with('$') && i > 0 => return Err(CommandError::new(
-                    codes::DOLLAR_PREFIXED_FIELD_NAME,
-                    format!(
+                p if p.starts_with('$') && i > 0 => {
+                    return Err(CommandError::new(
+                        codes::DOLLAR_PREFIXED_FIELD_NAME,
+                        format!(
                         "The dollar ($) prefixed field '{p}' in '{path}' is not valid for storage."
                     ),
-                )),
+                    ))
+                }
                 p => next.push(join(p)),
             }
         }
@@ -652,10 +654,12 @@ fn apply_one(
             let mut arr = match current {
                 None => Vec::new(),
                 Some(Bson::Array(a)) => a,
-                Some(other) => return Err(CommandError::bad_value(format!(
+                Some(other) => {
+                    return Err(CommandError::bad_value(format!(
                     "The field '{path}' must be an array but is of type {} in document {id_str}",
                     type_name(&other)
-                ))),
+                )))
+                }
             };
             let existed = slot_for(doc, path, false)?.is_some();
             let old_len = arr.len();

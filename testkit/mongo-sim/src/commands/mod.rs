@@ -255,6 +255,7 @@ pub async fn run(shared: &Arc<Shared>, conn: &mut ConnCtx, req: &Request) -> Out
         wce = action.write_concern_error;
     }
     let result = execute(shared, conn, &cmd).await;
+    tracing::debug!(command = %name, db = %cmd.db, ok = result.is_ok(), "command");
     match result {
         Ok(mut body) => {
             if let Some(mut wce) = wce {
