@@ -546,6 +546,16 @@ impl SimHandle {
         Ok(())
     }
 
+    /// How many times a command has been run (e.g. `"hello"`, `"getMore"`).
+    pub fn command_count(&self, name: &str) -> u64 {
+        self.shared
+            .lock()
+            .command_counts
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Number of open cursors (including change streams).
     pub fn open_cursors(&self) -> usize {
         self.shared.lock().cursors.len()

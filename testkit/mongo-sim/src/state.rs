@@ -34,6 +34,8 @@ pub struct State {
     pub sessions: HashMap<Vec<u8>, SessionTxn>,
     pub failpoints: FailPoints,
     pub topology: Topology,
+    /// How many times each command was run (hello streaming replies included).
+    pub command_counts: HashMap<String, u64>,
 }
 
 /// Everything the server tasks and the handle share.
@@ -97,6 +99,7 @@ impl State {
             sessions: HashMap::new(),
             failpoints: FailPoints::default(),
             topology,
+            command_counts: HashMap::new(),
         }
     }
 

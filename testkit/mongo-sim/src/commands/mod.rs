@@ -237,10 +237,11 @@ pub async fn run(shared: &Arc<Shared>, conn: &mut ConnCtx, req: &Request) -> Out
         is_change_stream: false,
     };
     // Fail points first, as mongod evaluates failCommand before running the command.
-    let action = shared
-        .lock()
-        .failpoints
-        .fail_command(&name, conn.app_name.as_deref());
+    let action = {
+        let mut st = shared.lock();
+        *st.command_counts.entry(name.clone()).or_default() += 1;
+        st.failpoints.fail_command(&name, conn.app_name.as_deref())
+    };
     let mut wce = None;
     if let Some(action) = action {
         if let Some(ms) = action.block_ms {
