@@ -603,11 +603,13 @@ impl ChangeStream {
         out.push((pos, uuid, w.finish_doc()));
         // Invalidation: a collection stream ends at its collection's drop or rename, a database
         // stream at its database's drop.
-        let invalidates = match (&self.scope, &e.op) {
-            (Scope::Collection { .. }, OpKind::Drop | OpKind::Rename { .. }) => true,
-            (Scope::Database { .. }, OpKind::DropDatabase) => true,
-            _ => false,
-        };
+        let invalidates = matches!(
+            (&self.scope, &e.op),
+            (
+                Scope::Collection { .. },
+                OpKind::Drop | OpKind::Rename { .. }
+            ) | (Scope::Database { .. }, OpKind::DropDatabase)
+        );
         if invalidates {
             let ipos = Position {
                 from_invalidate: true,

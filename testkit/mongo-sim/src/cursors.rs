@@ -173,7 +173,7 @@ impl FindState {
 
 #[derive(Debug, Clone)]
 pub enum CursorKind {
-    Find(FindState),
+    Find(Box<FindState>),
     ChangeStream(Box<ChangeStream>),
 }
 

@@ -35,7 +35,7 @@ pub struct CommandError {
     /// Labels set explicitly (by a fail point). `None` lets the server rules decide.
     pub labels: Option<Vec<String>>,
     /// Extra fields appended to the error reply (e.g. `topologyVersion`).
-    pub extra: Document,
+    pub extra: Box<Document>,
 }
 
 pub type CmdResult<T> = Result<T, CommandError>;
@@ -50,7 +50,7 @@ impl CommandError {
             },
             errmsg: errmsg.into(),
             labels: None,
-            extra: Document::new(),
+            extra: Box::default(),
         }
     }
 

@@ -429,13 +429,10 @@ mod tests {
             RawBson::String("a".into()),
             RawBson::Document(bson::rawdoc! {}),
             RawBson::Array(bson::RawArrayBuf::new()),
-            RawBson::Binary(
-                bson::Binary {
-                    subtype: bson::spec::BinarySubtype::Generic,
-                    bytes: vec![],
-                }
-                .into(),
-            ),
+            RawBson::Binary(bson::Binary {
+                subtype: bson::spec::BinarySubtype::Generic,
+                bytes: vec![],
+            }),
             RawBson::ObjectId(bson::oid::ObjectId::from_bytes([0; 12])),
             RawBson::Boolean(false),
             RawBson::DateTime(bson::DateTime::from_millis(0)),

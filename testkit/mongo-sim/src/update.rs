@@ -1051,7 +1051,7 @@ pub fn upsert_seed(filter: &RawDocument) -> CmdResult<Document> {
             }
             let value = match v {
                 bson::RawBsonRef::Document(d) => match d.iter().next() {
-                    Some(Ok((op, inner))) if op == "$eq" => Some(inner),
+                    Some(Ok(("$eq", inner))) => Some(inner),
                     Some(Ok((op, _))) if op.starts_with('$') => None,
                     _ => Some(v),
                 },

@@ -137,7 +137,7 @@ pub fn aggregate(shared: &Arc<crate::state::Shared>, cmd: &Cmd<'_>) -> Exec {
         st.cursors.insert(Cursor {
             id,
             ns: ns.clone(),
-            kind: CursorKind::Find(fs),
+            kind: CursorKind::Find(Box::new(fs)),
             originating_command: "aggregate",
             lsid: cmd.lsid(),
             batch_size: None,
@@ -439,6 +439,9 @@ enum Acc {
     Push,
 }
 
+/// One group: its key, one value per accumulator, and (sum, count) per `$avg`.
+type GroupState = (Bson, Vec<Option<Bson>>, Vec<(f64, i64)>);
+
 fn group(docs: &[Doc], spec: &RawDocument) -> CmdResult<Vec<Doc>> {
     let spec = to_doc(spec)?;
     let id_expr = spec
@@ -479,7 +482,7 @@ fn group(docs: &[Doc], spec: &RawDocument) -> CmdResult<Vec<Doc>> {
     }
     // Groups keyed by BSON order of their _id; output in first-seen order.
     let mut index: BTreeMap<OrderedBson, usize> = BTreeMap::new();
-    let mut groups: Vec<(Bson, Vec<Option<Bson>>, Vec<(f64, i64)>)> = Vec::new();
+    let mut groups: Vec<GroupState> = Vec::new();
     for d in docs {
         let doc = to_doc(d)?;
         let key = eval(&doc, &id_expr)?.unwrap_or(Bson::Null);

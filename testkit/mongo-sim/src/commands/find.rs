@@ -367,7 +367,7 @@ pub fn find(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
         st.cursors.insert(Cursor {
             id,
             ns: ns.clone(),
-            kind: CursorKind::Find(fs),
+            kind: CursorKind::Find(Box::new(fs)),
             originating_command: "find",
             lsid: cmd.lsid(),
             batch_size: None,

@@ -417,7 +417,7 @@ pub fn error_reply(shared: &Shared, e: &CommandError, ctx: &LabelContext) -> Vec
         "code": e.code,
         "codeName": e.code_name.clone(),
     };
-    for (k, v) in &e.extra {
+    for (k, v) in e.extra.iter() {
         d.insert(k.clone(), v.clone());
     }
     if is_state_change_error(e.code) && !d.contains_key("topologyVersion") {

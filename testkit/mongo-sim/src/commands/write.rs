@@ -63,7 +63,7 @@ fn retryable(shared: &Arc<Shared>, cmd: &Cmd<'_>, f: impl FnOnce(&mut State) -> 
 
 fn write_error(index: usize, e: &CommandError) -> Document {
     let mut d = doc! {"index": index as i32, "code": e.code, "errmsg": e.errmsg.clone()};
-    for (k, v) in &e.extra {
+    for (k, v) in e.extra.iter() {
         d.insert(k.clone(), v.clone());
     }
     d
