@@ -386,16 +386,27 @@ async fn execute(shared: &Arc<Shared>, conn: &mut ConnCtx, cmd: &Cmd<'_>) -> Exe
     }
 }
 
-/// Appends `ok: 1`, `$clusterTime` and `operationTime` to a command's body.
+/// Appends `ok: 1`, `$clusterTime` and `operationTime` to a command's body, in place (a cursor
+/// batch of 16 MiB is not copied again).
 pub fn finish_ok(shared: &Shared, body: Vec<u8>) -> Vec<u8> {
     let ts = shared.lock().cluster_time();
-    let mut w = DocWriter::with_capacity(body.len() + 128);
-    if let Ok(raw) = RawDocumentBuf::from_bytes(body) {
-        w.append_all(&raw);
+    let mut tail = DocWriter::with_capacity(160);
+    tail.f64("ok", 1.0);
+    append_cluster_time(&mut tail, ts);
+    extend_document(body, &tail.finish())
+}
+
+/// Appends the elements of the complete document `extra` to the complete document `body`.
+pub fn extend_document(mut body: Vec<u8>, extra: &[u8]) -> Vec<u8> {
+    if body.len() < 5 || extra.len() < 5 {
+        return body;
     }
-    w.f64("ok", 1.0);
-    append_cluster_time(&mut w, ts);
-    w.finish()
+    body.pop(); // the terminating NUL
+    body.extend_from_slice(&extra[4..extra.len() - 1]);
+    body.push(0);
+    let len = body.len() as i32;
+    body[0..4].copy_from_slice(&len.to_le_bytes());
+    body
 }
 
 pub fn append_cluster_time(w: &mut DocWriter, ts: bson::Timestamp) {
