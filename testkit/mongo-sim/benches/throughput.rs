@@ -27,7 +27,7 @@ fn doc_1k(i: usize) -> RawDocumentBuf {
     d.append("_id", i as i64);
     d.append("name", format!("customer-{i:08}"));
     d.append("score", (i % 1000) as f64 / 7.0);
-    d.append("active", i % 3 == 0);
+    d.append("active", i.is_multiple_of(3));
     d.append("payload", "x".repeat(900));
     d
 }

@@ -255,7 +255,10 @@ pub async fn run(shared: &Arc<Shared>, conn: &mut ConnCtx, req: &Request) -> Out
         }
         wce = action.write_concern_error;
     }
-    let result = execute(shared, conn, &cmd).await;
+    let result = match check_read_concern(&cmd) {
+        Ok(()) => execute(shared, conn, &cmd).await,
+        Err(e) => Err(e.into()),
+    };
     tracing::debug!(command = %name, db = %cmd.db, ok = result.is_ok(), "command");
     match result {
         Ok(mut body) => {
@@ -292,6 +295,23 @@ pub async fn run(shared: &Arc<Shared>, conn: &mut ConnCtx, req: &Request) -> Out
             Outcome::Reply(error_reply(shared, &e, &ctx))
         }
     }
+}
+
+/// Every read here sees the latest data, which satisfies local, majority, linearizable and
+/// `afterClusterTime` read concerns. Reads at a point in time (`snapshot`, `atClusterTime`) are
+/// refused: answering them with current data would hide a client's reliance on them.
+fn check_read_concern(cmd: &Cmd<'_>) -> CmdResult<()> {
+    let Some(rc) = cmd.doc("readConcern")? else {
+        return Ok(());
+    };
+    if matches!(rc.get("level"), Ok(Some(RawBsonRef::String("snapshot"))))
+        || rc.get("atClusterTime").ok().flatten().is_some()
+    {
+        return Err(CommandError::not_implemented(
+            "point-in-time reads (readConcern snapshot / atClusterTime)",
+        ));
+    }
+    Ok(())
 }
 
 /// Why a command did not produce a normal reply.
