@@ -357,6 +357,7 @@ pub struct ChangeBatch {
     rows: RecordBatch,
     ops: Arc<[RowOp]>,
     checkpoint: Checkpoint,
+    truncate: bool,
 }
 
 impl ChangeBatch {
@@ -388,7 +389,26 @@ impl ChangeBatch {
             rows,
             ops,
             checkpoint,
+            truncate: false,
         })
+    }
+
+    /// A batch that empties the table (e.g. its collection was dropped, or must be copied again).
+    /// Transforms pass it on untouched; sinks remove every row of the table before anything that
+    /// follows it.
+    pub fn truncate(table: Arc<Table>, checkpoint: Checkpoint) -> Self {
+        Self {
+            table,
+            rows: RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty())),
+            ops: Arc::from(Vec::<RowOp>::new()),
+            checkpoint,
+            truncate: true,
+        }
+    }
+
+    /// Whether this batch empties its table (and carries no rows).
+    pub fn truncates(&self) -> bool {
+        self.truncate
     }
 
     /// The target table.

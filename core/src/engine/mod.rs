@@ -683,7 +683,13 @@ async fn run_transform(
     failures: Failures,
 ) {
     while let Some(Envelope { batch, ack }) = inbox.recv().await {
-        match transform.apply(batch).await {
+        // A truncation has no rows to transform; it must reach the sinks as it is.
+        let result = if batch.truncates() {
+            Ok(batch)
+        } else {
+            transform.apply(batch).await
+        };
+        match result {
             Ok(batch) => {
                 if !outputs.send(batch, ack, None).await {
                     break;

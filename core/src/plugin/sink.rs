@@ -88,6 +88,12 @@ impl PluginSink {
 #[async_trait]
 impl Sink for PluginSink {
     async fn write(&mut self, batch: ChangeBatch, ack: Ack) -> Result<(), ComponentError> {
+        if batch.truncates() {
+            return Err(ComponentError::permanent(format!(
+                "{} must be emptied, but plugin sinks cannot empty tables (plugin ABI version 1)",
+                batch.table().id
+            )));
+        }
         let id = self.next_id;
         self.next_id += 1;
         self.pending.insert(id, ack);

@@ -1,0 +1,171 @@
+//! One change stream per database, read in its own task and forwarded as [`StreamMsg`]s.
+//!
+//! The driver resumes by itself after network errors and resumable server errors. This task adds
+//! what the driver leaves to us: reopening after other transient failures from the last position
+//! it reported, reopening after an `invalidate` (with `startAfter`), and reporting the high-water
+//! mark (`postBatchResumeToken`) after every empty batch so idle databases keep a fresh position.
+
+use std::time::Duration;
+
+use bson::RawDocumentBuf;
+use mirror_core::ComponentError;
+use mongodb::Client;
+use mongodb::change_stream::ChangeStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::config::MongoSourceConfig;
+use crate::errors::{HISTORY_LOST, classify, code, is_transient};
+use crate::token::{token_data, token_from_data, token_time};
+
+/// What the stream task reports.
+#[derive(Debug)]
+pub enum StreamMsg {
+    /// A change event, with its position.
+    Event {
+        /// The raw event.
+        event: RawDocumentBuf,
+        /// Its cluster time ([`crate::token::ts_key`]).
+        time: u64,
+        /// Its resume token's `_data`.
+        token: String,
+    },
+    /// Everything up to this position has been reported.
+    Position {
+        /// The cluster time.
+        time: u64,
+        /// The resume token's `_data`.
+        token: String,
+    },
+    /// The position to resume from is older than the oplog (error 286).
+    HistoryLost(String),
+    /// The stream failed for good.
+    Failed(ComponentError),
+}
+
+/// Where to start.
+#[derive(Clone, Debug)]
+pub enum StartAt {
+    /// Now.
+    Now,
+    /// After this token (`resumeAfter`).
+    ResumeAfter(String),
+    /// After this invalidate token (`startAfter`).
+    StartAfter(String),
+}
+
+/// Reads `db`'s change stream until `shutdown` or a permanent failure.
+pub async fn run(client: Client, db: String, config: std::sync::Arc<MongoSourceConfig>, mut start: StartAt, tx: mpsc::Sender<StreamMsg>, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let opened = open(&client, &db, &config, &start).await;
+        let mut stream = match opened {
+            Ok(s) => s,
+            Err(e) => {
+                if !handle_error(e, &db, &tx, &shutdown, &mut backoff).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        debug!(db = %db, ?start, "change stream open");
+        if let Some(pos) = stream.resume_token().and_then(|t| Some((token_time(&t)?, token_data(&t)?))) {
+            if tx.send(StreamMsg::Position { time: pos.0, token: pos.1 }).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                n = stream.next_if_any() => n,
+            };
+            match next {
+                Ok(Some(event)) => {
+                    backoff = Duration::from_millis(100);
+                    let (Some(token), Some(time)) = (event_token(&event), event_time(&event)) else {
+                        let _ = tx.send(StreamMsg::Failed(ComponentError::permanent(crate::errors::SourceError(format!(
+                            "a change event of `{db}` has no resume token or cluster time"
+                        ))))).await;
+                        return;
+                    };
+                    let invalidate = matches!(event.get_str("operationType"), Ok("invalidate"));
+                    start = StartAt::ResumeAfter(token.clone());
+                    if tx.send(StreamMsg::Event { event, time, token: token.clone() }).await.is_err() {
+                        return;
+                    }
+                    if invalidate {
+                        // The cursor is closed after an invalidate; only `startAfter` may pass it.
+                        start = StartAt::StartAfter(token);
+                        break;
+                    }
+                }
+                Ok(None) => {
+                    if let Some(t) = stream.resume_token() {
+                        if let (Some(time), Some(token)) = (token_time(&t), token_data(&t)) {
+                            start = StartAt::ResumeAfter(token.clone());
+                            if tx.send(StreamMsg::Position { time, token }).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    if !stream.is_alive() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    if !handle_error(e, &db, &tx, &shutdown, &mut backoff).await {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn open(client: &Client, db: &str, config: &MongoSourceConfig, start: &StartAt) -> mongodb::error::Result<ChangeStream<RawDocumentBuf>> {
+    let mut watch = client
+        .database(db)
+        .watch()
+        .full_document(config.full_document.as_option())
+        .max_await_time(config.max_await)
+        .batch_size(config.batch_size.min(u32::MAX as usize) as u32);
+    match start {
+        StartAt::Now => {}
+        StartAt::ResumeAfter(t) => watch = watch.resume_after(token_from_data(t)),
+        StartAt::StartAfter(t) => {
+            if let Some(token) = token_from_data(t) {
+                watch = watch.start_after(token);
+            }
+        }
+    }
+    Ok(watch.await?.with_type::<RawDocumentBuf>())
+}
+
+/// Reports or waits out an error; false when the task should end.
+async fn handle_error(e: mongodb::error::Error, db: &str, tx: &mpsc::Sender<StreamMsg>, shutdown: &CancellationToken, backoff: &mut Duration) -> bool {
+    if code(&e) == Some(HISTORY_LOST) {
+        let _ = tx.send(StreamMsg::HistoryLost(e.to_string())).await;
+        return false;
+    }
+    if !is_transient(&e) {
+        let _ = tx.send(StreamMsg::Failed(classify(e, &format!("reading the change stream of `{db}`")))).await;
+        return false;
+    }
+    warn!(db = %db, error = %e, retry_in = ?backoff, "change stream interrupted; reopening");
+    tokio::select! {
+        _ = shutdown.cancelled() => return false,
+        _ = tokio::time::sleep(*backoff) => {}
+    }
+    *backoff = (*backoff * 2).min(Duration::from_secs(30));
+    true
+}
+
+fn event_token(event: &RawDocumentBuf) -> Option<String> {
+    event.get_document("_id").ok()?.get_str("_data").ok().map(str::to_owned)
+}
+
+fn event_time(event: &RawDocumentBuf) -> Option<u64> {
+    event.get_timestamp("clusterTime").ok().map(crate::token::ts_key)
+}
