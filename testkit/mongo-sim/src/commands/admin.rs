@@ -1,0 +1,154 @@
+//! Administrative and test commands: `configureFailPoint`, `replSetStepDown`/`replSetStepUp`,
+//! `replSetGetStatus`, sessions (`endSessions`, `startSession`), `serverStatus`,
+//! `getParameter`, `hostInfo`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bson::{doc, Bson, Document, RawBsonRef};
+
+use super::{doc_body, Cmd, Exec};
+use crate::error::{codes, CommandError};
+use crate::state::Shared;
+
+fn admin_only(cmd: &Cmd<'_>) -> Result<(), CommandError> {
+    if cmd.db != "admin" {
+        return Err(CommandError::new(
+            codes::UNAUTHORIZED,
+            format!("{} may only be run against the admin database.", cmd.name),
+        ));
+    }
+    Ok(())
+}
+
+pub fn configure_fail_point(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
+    admin_only(cmd)?;
+    let name = match cmd.get("configureFailPoint") {
+        Some(RawBsonRef::String(s)) => s.to_string(),
+        _ => {
+            return Err(
+                CommandError::type_mismatch("configureFailPoint needs a fail point name").into(),
+            )
+        }
+    };
+    let mode = cmd
+        .get("mode")
+        .map(|m| Bson::try_from(m.to_raw_bson()))
+        .transpose()
+        .map_err(|e| CommandError::bad_value(e.to_string()))?
+        .ok_or_else(|| CommandError::bad_value("missing mode"))?;
+    let data = cmd
+        .doc("data")?
+        .map(bson::Document::try_from)
+        .transpose()
+        .map_err(|e| CommandError::bad_value(e.to_string()))?;
+    let count = shared.lock().failpoints.configure(&name, &mode, data)?;
+    doc_body(doc! {"count": count})
+}
+
+/// `replSetStepDown: <secs>`: a single member has no electable secondary, so mongod refuses
+/// without `force: true` (ExceededTimeLimit); with it, the member steps down and, being the only
+/// member, is re-elected after `secs`.
+pub fn repl_set_step_down(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
+    admin_only(cmd)?;
+    let secs = cmd.i64_opt("replSetStepDown")?.unwrap_or(60).max(0) as u64;
+    if !cmd.bool_opt("force") {
+        return Err(CommandError::new(
+            codes::EXCEEDED_TIME_LIMIT,
+            "No electable secondaries caught up as of stepdown deadline. Please use the \
+             replSetStepDown command with the argument {force: true} to force node to step down.",
+        )
+        .into());
+    }
+    crate::api::step_down_for(shared, Some(Duration::from_secs(secs)))?;
+    doc_body(Document::new())
+}
+
+pub fn repl_set_step_up(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
+    admin_only(cmd)?;
+    crate::api::step_up_now(shared);
+    doc_body(Document::new())
+}
+
+pub fn repl_set_get_status(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
+    admin_only(cmd)?;
+    let st = shared.lock();
+    let ts = st.cluster_time();
+    let t = &st.topology;
+    doc_body(doc! {
+        "set": t.set_name.clone(),
+        "date": bson::DateTime::now(),
+        "myState": if t.primary { 1 } else { 2 },
+        "term": t.term,
+        "members": [{
+            "_id": 0,
+            "name": t.host.clone(),
+            "health": 1.0,
+            "state": if t.primary { 1 } else { 2 },
+            "stateStr": if t.primary { "PRIMARY" } else { "SECONDARY" },
+            "optime": {"ts": ts, "t": t.term},
+            "self": true,
+        }],
+    })
+}
+
+pub fn end_sessions(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
+    if cmd.name == "endSessions" || cmd.name == "killSessions" {
+        if let Some(RawBsonRef::Array(a)) = cmd.get(&cmd.name) {
+            let mut st = shared.lock();
+            for lsid in a.into_iter().flatten() {
+                if let RawBsonRef::Document(d) = lsid {
+                    let raw = d.to_raw_document_buf();
+                    if cmd.name == "killSessions" {
+                        st.cursors.kill_for_session(&raw);
+                    }
+                    st.sessions.remove(raw.as_bytes());
+                }
+            }
+        }
+    }
+    doc_body(Document::new())
+}
+
+pub fn start_session() -> Exec {
+    let id = bson::Binary {
+        subtype: bson::spec::BinarySubtype::Uuid,
+        bytes: rand::random::<[u8; 16]>().to_vec(),
+    };
+    doc_body(doc! {"id": {"id": id}, "timeoutMinutes": 30})
+}
+
+pub fn server_status(shared: &Arc<Shared>, _cmd: &Cmd<'_>) -> Exec {
+    let st = shared.lock();
+    doc_body(doc! {
+        "host": st.topology.host.clone(),
+        "version": "7.0.0",
+        "process": "mongod",
+        "pid": std::process::id() as i64,
+        "uptime": 1.0,
+        "localTime": bson::DateTime::now(),
+        "repl": {"setName": st.topology.set_name.clone(), "isWritablePrimary": st.topology.primary},
+        "metrics": {"cursor": {"open": {"total": st.cursors.len() as i64}}},
+        "oplog": {"entries": st.oplog.len() as i64, "bytes": st.oplog.bytes() as i64, "maxBytes": st.oplog.max_bytes() as i64},
+    })
+}
+
+pub fn get_parameter(cmd: &Cmd<'_>) -> Exec {
+    let mut out = Document::new();
+    if cmd.get("featureCompatibilityVersion").is_some()
+        || cmd.get("getParameter") == Some(RawBsonRef::String("*"))
+    {
+        out.insert("featureCompatibilityVersion", doc! {"version": "7.0"});
+    }
+    if cmd.get("enableTestCommands").is_some() {
+        out.insert("enableTestCommands", true);
+    }
+    doc_body(out)
+}
+
+pub fn host_info() -> Exec {
+    doc_body(doc! {
+        "system": {"hostname": "mongo-sim", "numCores": std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(1)},
+        "os": {"type": std::env::consts::OS},
+    })
+}

@@ -1,0 +1,60 @@
+//! The `mongo-sim` binary: serves a simulator until stopped, printing its URI first.
+
+use std::time::Duration;
+
+use clap::Parser;
+use mongo_sim::{MongoSim, SimOptions};
+
+/// An in-memory MongoDB replica-set primary for tests and demos.
+#[derive(Debug, Parser)]
+#[command(name = "mongo-sim", version)]
+struct Args {
+    /// Port to listen on (0 picks a free port).
+    #[arg(long, default_value_t = 27017)]
+    port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Replica set name.
+    #[arg(long, default_value = "rs0")]
+    set_name: String,
+    /// Oplog size in MiB (older change history is dropped beyond it).
+    #[arg(long, default_value_t = 256)]
+    oplog_size_mb: usize,
+    /// Interval of the idle no-op oplog writer in ms (0 disables it).
+    #[arg(long, default_value_t = 10_000)]
+    noop_interval_ms: u64,
+    /// Seed a sample database `sample` with a collection `items` of N documents.
+    #[arg(long, value_name = "N")]
+    seed_sample: Option<usize>,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let opts = SimOptions {
+        host: args.host,
+        port: args.port,
+        set_name: args.set_name,
+        oplog_size_bytes: args.oplog_size_mb * 1024 * 1024,
+        noop_interval: (args.noop_interval_ms > 0)
+            .then(|| Duration::from_millis(args.noop_interval_ms)),
+    };
+    let sim = MongoSim::start(opts).await?;
+    if let Some(n) = args.seed_sample {
+        let docs = (0..n).map(|i| {
+            bson::doc! {"_id": i as i64, "name": format!("item-{i}"), "price": (i % 100) as f64 + 0.5, "tags": ["a", "b"]}
+        });
+        sim.seed("sample", "items", docs)?;
+    }
+    println!("{}", sim.uri());
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    sim.shutdown().await;
+    Ok(())
+}
