@@ -446,4 +446,107 @@ mod tests {
             assert_eq!(cmp(w[0].clone(), w[1].clone()), Ordering::Less, "{:?}", w);
         }
     }
+
+    mod props {
+        use super::super::*;
+        use bson::{spec::BinarySubtype, Binary, RawBson};
+        use proptest::prelude::*;
+
+        fn value() -> impl Strategy<Value = RawBson> {
+            let leaf = prop_oneof![
+                any::<i32>().prop_map(RawBson::Int32),
+                any::<i64>().prop_map(RawBson::Int64),
+                any::<f64>().prop_map(RawBson::Double),
+                prop_oneof![
+                    Just(f64::NAN),
+                    Just(f64::INFINITY),
+                    Just(-0.0),
+                    Just(9007199254740993.0)
+                ]
+                .prop_map(RawBson::Double),
+                (any::<i64>(), -40i32..40).prop_map(|(m, e)| RawBson::Decimal128(
+                    format!("{m}E{e}").parse().expect("decimal")
+                )),
+                "[a-c]{0,3}".prop_map(RawBson::String),
+                "[a-c]{0,2}".prop_map(RawBson::Symbol),
+                any::<[u8; 12]>()
+                    .prop_map(|b| RawBson::ObjectId(bson::oid::ObjectId::from_bytes(b))),
+                any::<bool>().prop_map(RawBson::Boolean),
+                any::<i64>().prop_map(|m| RawBson::DateTime(bson::DateTime::from_millis(m))),
+                (any::<u32>(), any::<u32>()).prop_map(|(t, i)| RawBson::Timestamp(
+                    bson::Timestamp {
+                        time: t,
+                        increment: i
+                    }
+                )),
+                (proptest::collection::vec(any::<u8>(), 0..3), 0u8..3).prop_map(|(bytes, st)| {
+                    RawBson::Binary(Binary {
+                        subtype: BinarySubtype::from(st),
+                        bytes,
+                    })
+                }),
+                Just(RawBson::Null),
+                Just(RawBson::Undefined),
+                Just(RawBson::MinKey),
+                Just(RawBson::MaxKey),
+                "[ab]{0,2}".prop_map(RawBson::JavaScriptCode),
+            ];
+            leaf.prop_recursive(2, 8, 3, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..3).prop_map(|v| {
+                        let mut a = bson::RawArrayBuf::new();
+                        for x in v {
+                            a.push(x);
+                        }
+                        RawBson::Array(a)
+                    }),
+                    proptest::collection::vec(("[xy]", inner), 0..3).prop_map(|v| {
+                        let mut d = bson::RawDocumentBuf::new();
+                        for (k, x) in v {
+                            d.append(k, x);
+                        }
+                        RawBson::Document(d)
+                    }),
+                ]
+            })
+        }
+
+        fn c(a: &RawBson, b: &RawBson) -> Ordering {
+            compare(&a.as_raw_bson_ref(), &b.as_raw_bson_ref())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn total_order(a in value(), b in value(), x in value()) {
+                prop_assert_eq!(c(&a, &a), Ordering::Equal);
+                prop_assert_eq!(c(&a, &b), c(&b, &a).reverse());
+                if c(&a, &b) != Ordering::Greater && c(&b, &x) != Ordering::Greater {
+                    prop_assert_ne!(c(&a, &x), Ordering::Greater);
+                }
+                if c(&a, &b) == Ordering::Equal {
+                    prop_assert_eq!(c(&a, &x), c(&b, &x));
+                }
+                // Classes order first.
+                let (ta, tb) = (type_class(&a.as_raw_bson_ref()), type_class(&b.as_raw_bson_ref()));
+                if ta != tb {
+                    prop_assert_eq!(c(&a, &b), ta.cmp(&tb));
+                }
+            }
+
+            #[test]
+            fn int64_vs_double_is_exact(n in any::<i64>()) {
+                let d = n as f64;
+                // `d` is an integer value; compare it to `n` exactly in i128.
+                let expected = i128::from(n).cmp(&(d as i128));
+                prop_assert_eq!(c(&RawBson::Int64(n), &RawBson::Double(d)), expected);
+                let dec: bson::Decimal128 = n.to_string().parse().expect("decimal");
+                prop_assert_eq!(c(&RawBson::Int64(n), &RawBson::Decimal128(dec)), Ordering::Equal);
+                let dec_plus: bson::Decimal128 = format!("{n}.5").parse().expect("decimal");
+                let want = if n >= 0 { Ordering::Less } else { Ordering::Greater };
+                prop_assert_eq!(c(&RawBson::Int64(n), &RawBson::Decimal128(dec_plus)), want);
+            }
+        }
+    }
 }
