@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::commands::{self, ConnCtx, Outcome};
 use crate::state::Shared;
 use crate::wire::{
-    encode_op_msg, encode_op_reply, read_request, Request, RequestKind, FLAG_EXHAUST_ALLOWED,
+    encode_op_reply, op_msg_header, read_request, Request, RequestKind, FLAG_EXHAUST_ALLOWED,
     FLAG_MORE_TO_COME,
 };
 
@@ -87,27 +87,39 @@ async fn handle(shared: Arc<Shared>, stream: TcpStream, id: i64) {
     }
 }
 
-/// Frames a reply. Returns the bytes and the reply's request id (which the next streamed reply
-/// answers, per the OP_MSG exhaust rules).
-fn frame(
+/// Writes a reply (OP_MSG, or OP_REPLY to an OP_QUERY). Returns the reply's request id, which
+/// the next streamed reply answers (OP_MSG exhaust rules).
+async fn write_reply(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
     req: &Request,
     response_to: i32,
     next_id: &mut i32,
     body: &[u8],
     more_to_come: bool,
-) -> (Vec<u8>, i32) {
+) -> std::io::Result<i32> {
     let rid = *next_id;
     *next_id = next_id.wrapping_add(1);
-    let bytes = match req.kind {
-        RequestKind::Msg => encode_op_msg(
-            rid,
-            response_to,
-            if more_to_come { FLAG_MORE_TO_COME } else { 0 },
-            body,
-        ),
-        RequestKind::Query => encode_op_reply(rid, response_to, body),
-    };
-    (bytes, rid)
+    match req.kind {
+        RequestKind::Msg => {
+            let flags = if more_to_come { FLAG_MORE_TO_COME } else { 0 };
+            let header = op_msg_header(rid, response_to, flags, body.len());
+            if body.len() < 64 * 1024 {
+                let mut msg = Vec::with_capacity(header.len() + body.len());
+                msg.extend_from_slice(&header);
+                msg.extend_from_slice(body);
+                wr.write_all(&msg).await?;
+            } else {
+                // Large cursor batches: no copy into a framed buffer.
+                wr.write_all(&header).await?;
+                wr.write_all(body).await?;
+            }
+        }
+        RequestKind::Query => {
+            wr.write_all(&encode_op_reply(rid, response_to, body))
+                .await?
+        }
+    }
+    Ok(rid)
 }
 
 /// Whether an exhaust request should keep streaming after this reply, and the request to
@@ -116,7 +128,7 @@ fn exhaust_next(req: &Request, reply: &[u8]) -> Option<Request> {
     if req.kind != RequestKind::Msg || req.flags & FLAG_EXHAUST_ALLOWED == 0 {
         return None;
     }
-    let reply = RawDocumentBuf::from_bytes(reply.to_vec()).ok()?;
+    let reply = bson::RawDocument::from_bytes(reply).ok()?;
     if !matches!(reply.get("ok"), Ok(Some(RawBsonRef::Double(v))) if v == 1.0) {
         return None;
     }
@@ -166,11 +178,10 @@ async fn process(
             return true;
         }
         let next = exhaust_next(&req, &body);
-        let (msg, rid) = frame(&req, response_to, next_id, &body, next.is_some());
-        if wr.write_all(&msg).await.is_err() {
-            return false;
+        match write_reply(wr, &req, response_to, next_id, &body, next.is_some()).await {
+            Ok(rid) => response_to = rid,
+            Err(_) => return false,
         }
-        response_to = rid;
         match next {
             Some(n) => req = n,
             None => return true,

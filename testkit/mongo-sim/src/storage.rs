@@ -263,6 +263,19 @@ impl Catalog {
                 format!("{what} {db}.{coll} already exists"),
             ));
         }
+        if let CollKind::View { view_on, pipeline } = &kind {
+            // mongod keeps view definitions in `<db>.system.views`.
+            let views = database
+                .collections
+                .entry("system.views".to_string())
+                .or_insert_with(|| {
+                    Collection::new("system.views", CollKind::Collection, Document::new())
+                });
+            let def = bson::doc! {"_id": format!("{db}.{coll}"), "viewOn": view_on.clone(), "pipeline": pipeline.clone()};
+            if let Ok(raw) = RawDocumentBuf::from_document(&def) {
+                views.insert(db, Arc::new(raw))?;
+            }
+        }
         if matches!(kind, CollKind::Timeseries) {
             // mongod stores a time-series collection's data in a bucket collection.
             let buckets = format!("system.buckets.{coll}");

@@ -255,6 +255,17 @@ fn parse_op_query(request_id: i32, payload: &[u8]) -> Result<Request, WireError>
     })
 }
 
+/// The 21-byte OP_MSG header (message header, flags, section kind 0) for a body of `body_len`.
+pub fn op_msg_header(request_id: i32, response_to: i32, flags: u32, body_len: usize) -> [u8; 21] {
+    let mut h = [0u8; 21];
+    h[0..4].copy_from_slice(&((21 + body_len) as i32).to_le_bytes());
+    h[4..8].copy_from_slice(&request_id.to_le_bytes());
+    h[8..12].copy_from_slice(&response_to.to_le_bytes());
+    h[12..16].copy_from_slice(&OP_MSG.to_le_bytes());
+    h[16..20].copy_from_slice(&flags.to_le_bytes());
+    h
+}
+
 /// Encodes an OP_MSG reply with a single kind-0 section.
 pub fn encode_op_msg(request_id: i32, response_to: i32, flags: u32, body: &[u8]) -> Vec<u8> {
     let len = 16 + 4 + 1 + body.len();

@@ -156,8 +156,65 @@ fn id_bound(d: Option<&RawDocument>, which: &str) -> CmdResult<Option<OrderedBso
     }
 }
 
+/// Index bounds for a top-level `_id` predicate (equality, `$in`, or comparisons), or None
+/// when the filter does not constrain `_id` in a way an index scan can use. Bounds only narrow
+/// the scan: the filter still decides (type bracketing included).
+fn id_bounds(filter: Option<&RawDocument>) -> Option<(Bound<OrderedBson>, Bound<OrderedBson>)> {
+    let v = filter?.get("_id").ok().flatten()?;
+    let ob = |v: RawBsonRef<'_>| OrderedBson(v.to_raw_bson());
+    match v {
+        RawBsonRef::Document(d)
+            if d.iter()
+                .next()
+                .is_some_and(|r| r.is_ok_and(|(k, _)| k.starts_with('$'))) =>
+        {
+            let (mut lower, mut upper) = (Bound::Unbounded, Bound::Unbounded);
+            for (op, x) in d.iter().flatten() {
+                match op {
+                    "$eq" => {
+                        lower = Bound::Included(ob(x));
+                        upper = Bound::Included(ob(x));
+                    }
+                    "$gt" => lower = Bound::Excluded(ob(x)),
+                    "$gte" => lower = Bound::Included(ob(x)),
+                    "$lt" => upper = Bound::Excluded(ob(x)),
+                    "$lte" => upper = Bound::Included(ob(x)),
+                    "$in" => {}
+                    _ => return None,
+                }
+            }
+            // Inverted bounds would panic in a BTreeMap range: nothing can match anyway.
+            let inverted = match (&lower, &upper) {
+                (
+                    Bound::Included(a) | Bound::Excluded(a),
+                    Bound::Included(b) | Bound::Excluded(b),
+                ) => {
+                    a > b
+                        || (a == b
+                            && !matches!(
+                                (&lower, &upper),
+                                (Bound::Included(_), Bound::Included(_))
+                            ))
+                }
+                _ => false,
+            };
+            if inverted {
+                return Some((Bound::Excluded(ob(RawBsonRef::MaxKey)), Bound::Unbounded));
+            }
+            Some((lower, upper))
+        }
+        RawBsonRef::Document(_)
+        | RawBsonRef::Array(_)
+        | RawBsonRef::RegularExpression(_)
+        | RawBsonRef::Null => None,
+        other => Some((Bound::Included(ob(other)), Bound::Included(ob(other)))),
+    }
+}
+
 /// Options shared by find-like plans.
 pub struct FindSpec {
+    /// The filter document (for index bounds); `filter` is its compiled form.
+    pub raw_filter: Option<RawDocumentBuf>,
     pub filter: Expr,
     pub sort: Option<RawDocumentBuf>,
     pub projection: Option<Projection>,
@@ -194,7 +251,16 @@ pub fn plan(st: &State, db: &str, coll: &str, spec: FindSpec) -> CmdResult<FindS
         (Order::Natural(asc), Hint::None | Hint::Natural(_)) => natural(*asc),
         (_, Hint::Id) => id_scan(true),
         (_, Hint::Natural(asc)) => natural(asc),
-        (_, Hint::None) => natural(true),
+        // mongod's planner answers an `_id` predicate with an IXSCAN of the `_id` index, so
+        // the results come in `_id` order, not natural order.
+        (Order::None | Order::Keys(_), Hint::None) => match id_bounds(spec.raw_filter.as_deref()) {
+            Some((lower, upper)) => Scan::IdIndex {
+                lower,
+                upper,
+                ascending: true,
+            },
+            None => natural(true),
+        },
     };
     let mut fs = FindState {
         db: db.to_string(),
@@ -307,6 +373,7 @@ pub fn find(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
     }
     let single_batch = cmd.bool_opt("singleBatch");
     let spec = FindSpec {
+        raw_filter: cmd.doc("filter")?.map(RawDocument::to_raw_document_buf),
         filter,
         sort: cmd.doc("sort")?.map(RawDocument::to_raw_document_buf),
         projection,

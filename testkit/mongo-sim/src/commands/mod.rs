@@ -255,7 +255,10 @@ pub async fn run(shared: &Arc<Shared>, conn: &mut ConnCtx, req: &Request) -> Out
         }
         wce = action.write_concern_error;
     }
-    let result = execute(shared, conn, &cmd).await;
+    let result = match check_read_concern(&cmd) {
+        Ok(()) => execute(shared, conn, &cmd).await,
+        Err(e) => Err(e.into()),
+    };
     tracing::debug!(command = %name, db = %cmd.db, ok = result.is_ok(), "command");
     match result {
         Ok(mut body) => {
@@ -292,6 +295,23 @@ pub async fn run(shared: &Arc<Shared>, conn: &mut ConnCtx, req: &Request) -> Out
             Outcome::Reply(error_reply(shared, &e, &ctx))
         }
     }
+}
+
+/// Every read here sees the latest data, which satisfies local, majority, linearizable and
+/// `afterClusterTime` read concerns. Reads at a point in time (`snapshot`, `atClusterTime`) are
+/// refused: answering them with current data would hide a client's reliance on them.
+fn check_read_concern(cmd: &Cmd<'_>) -> CmdResult<()> {
+    let Some(rc) = cmd.doc("readConcern")? else {
+        return Ok(());
+    };
+    if matches!(rc.get("level"), Ok(Some(RawBsonRef::String("snapshot"))))
+        || rc.get("atClusterTime").ok().flatten().is_some()
+    {
+        return Err(CommandError::not_implemented(
+            "point-in-time reads (readConcern snapshot / atClusterTime)",
+        ));
+    }
+    Ok(())
 }
 
 /// Why a command did not produce a normal reply.
@@ -386,16 +406,27 @@ async fn execute(shared: &Arc<Shared>, conn: &mut ConnCtx, cmd: &Cmd<'_>) -> Exe
     }
 }
 
-/// Appends `ok: 1`, `$clusterTime` and `operationTime` to a command's body.
+/// Appends `ok: 1`, `$clusterTime` and `operationTime` to a command's body, in place (a cursor
+/// batch of 16 MiB is not copied again).
 pub fn finish_ok(shared: &Shared, body: Vec<u8>) -> Vec<u8> {
     let ts = shared.lock().cluster_time();
-    let mut w = DocWriter::with_capacity(body.len() + 128);
-    if let Ok(raw) = RawDocumentBuf::from_bytes(body) {
-        w.append_all(&raw);
+    let mut tail = DocWriter::with_capacity(160);
+    tail.f64("ok", 1.0);
+    append_cluster_time(&mut tail, ts);
+    extend_document(body, &tail.finish())
+}
+
+/// Appends the elements of the complete document `extra` to the complete document `body`.
+pub fn extend_document(mut body: Vec<u8>, extra: &[u8]) -> Vec<u8> {
+    if body.len() < 5 || extra.len() < 5 {
+        return body;
     }
-    w.f64("ok", 1.0);
-    append_cluster_time(&mut w, ts);
-    w.finish()
+    body.pop(); // the terminating NUL
+    body.extend_from_slice(&extra[4..extra.len() - 1]);
+    body.push(0);
+    let len = body.len() as i32;
+    body[0..4].copy_from_slice(&len.to_le_bytes());
+    body
 }
 
 pub fn append_cluster_time(w: &mut DocWriter, ts: bson::Timestamp) {

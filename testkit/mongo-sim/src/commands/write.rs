@@ -509,6 +509,7 @@ pub fn find_and_modify(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
                 &cmd.db,
                 &coll,
                 FindSpec {
+                    raw_filter: Some(q.clone()),
                     filter: filter.clone(),
                     sort,
                     projection: None,

@@ -328,3 +328,82 @@ async fn aggregate_stages_and_split_points() {
     drop(client);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn id_predicates_scan_the_index_and_snapshot_reads_are_refused() {
+    let (sim, client) = start().await;
+    let db = client.database("db");
+    let coll = db.collection::<Document>("ix");
+    sim.seed(
+        "db",
+        "ix",
+        vec![
+            doc! {"_id": 5},
+            doc! {"_id": 1},
+            doc! {"_id": "s"},
+            doc! {"_id": 3},
+        ],
+    )
+    .expect("seed");
+    // mongod answers an `_id` range with an IXSCAN: `_id` order, type-bracketed.
+    let got: Vec<Document> = coll
+        .find(doc! {"_id": {"$gte": 2}})
+        .await
+        .expect("f")
+        .try_collect()
+        .await
+        .expect("c");
+    assert_eq!(got, vec![doc! {"_id": 3}, doc! {"_id": 5}]);
+    let got: Vec<Document> = coll
+        .find(doc! {"_id": {"$in": [5, 1]}})
+        .await
+        .expect("f")
+        .try_collect()
+        .await
+        .expect("c");
+    assert_eq!(got, vec![doc! {"_id": 1}, doc! {"_id": 5}]);
+    let got: Vec<Document> = coll
+        .find(doc! {"_id": {"$gt": 9, "$lt": 2}})
+        .await
+        .expect("f")
+        .try_collect()
+        .await
+        .expect("c");
+    assert!(got.is_empty());
+    // Other filters scan in natural order.
+    let got: Vec<Document> = coll
+        .find(doc! {"x": null})
+        .await
+        .expect("f")
+        .try_collect()
+        .await
+        .expect("c");
+    let ids: Vec<Bson> = got
+        .iter()
+        .map(|d| d.get("_id").cloned().expect("id"))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            Bson::Int32(5),
+            Bson::Int32(1),
+            Bson::String("s".into()),
+            Bson::Int32(3)
+        ]
+    );
+    let e = db
+        .run_command(doc! {"find": "ix", "readConcern": {"level": "snapshot"}})
+        .await
+        .expect_err("snapshot reads are not simulated");
+    assert_eq!(code(&e), Some(238));
+    db.run_command(doc! {"find": "ix", "readConcern": {"level": "majority"}})
+        .await
+        .expect("majority is fine");
+    client
+        .database("admin")
+        .run_command(doc! {"endSessions": [{"id": bson::Binary { subtype: bson::spec::BinarySubtype::Uuid, bytes: vec![1; 16] }}]})
+        .await
+        .expect("endSessions");
+    drop(client);
+    sim.shutdown().await;
+}
