@@ -264,7 +264,10 @@ impl SimHandle {
     /// Inserts a document (an insert event). Returns its cluster time.
     pub fn insert(&self, db: &str, coll: &str, doc: Document) -> Result<Timestamp, SimError> {
         let d = raw(&doc)?;
-        self.write(|st| st.insert_one(db, coll, d))
+        self.write(|st| {
+            st.check_primary()?;
+            st.insert_one(db, coll, d)
+        })
     }
 
     /// Inserts many documents, one insert event each.
@@ -279,6 +282,7 @@ impl SimHandle {
             .map(|d| raw(&d))
             .collect::<Result<Vec<_>, _>>()?;
         self.write(|st| {
+            st.check_primary()?;
             let n = raws.len();
             for d in raws {
                 st.insert_one(db, coll, d)?;

@@ -154,6 +154,8 @@ pub struct ChangeStream {
     pub scan_from: Timestamp,
     /// ...skipping events at or before this position.
     pub skip_through: Option<Position>,
+    /// The collection UUID of the event at `skip_through` (tokens carry it).
+    pub skip_uuid: [u8; 16],
     /// `resumeAfter`/`startAfter` an event: the first in-scope event at or after it must be it.
     pub must_find: Option<Position>,
     pub must_find_token: Option<String>,
@@ -322,6 +324,7 @@ impl ChangeStream {
             stages,
             scan_from: next_ts(now),
             skip_through: None,
+            skip_uuid: [0; 16],
             must_find: None,
             must_find_token: None,
             finished: false,
@@ -347,6 +350,7 @@ impl ChangeStream {
             cs.scan_from = t.ts();
             if t.pos.kind != 0 {
                 cs.skip_through = Some(t.pos);
+                cs.skip_uuid = t.uuid;
                 cs.must_find = Some(Position {
                     from_invalidate: false,
                     ..t.pos
@@ -362,6 +366,10 @@ impl ChangeStream {
         Ok(cs)
     }
 
+    /// Whether an oplog entry belongs to this stream. A rename is seen by the stream on its
+    /// source namespace. mongod 7.0 may also report a rename *into* a watched namespace (with
+    /// `dropTarget`) to that namespace's stream; that case is not simulated: such a stream sees
+    /// the target's drop (and is invalidated by it), never a silent change of contents.
     fn in_scope(&self, e: &OplogEntry) -> bool {
         match &self.scope {
             Scope::Collection { db, coll } => match &e.op {
@@ -390,6 +398,21 @@ impl ChangeStream {
                 events: Vec::new(),
                 post_batch_token: Token::high_water_mark(self.scan_from),
                 finished: true,
+            });
+        }
+        if max_events == 0 {
+            // batchSize 0: no events, and the token stays where the stream is.
+            let token = match self.skip_through {
+                Some(pos) => Token {
+                    pos,
+                    uuid: self.skip_uuid,
+                },
+                None => Token::high_water_mark(self.scan_from),
+            };
+            return Ok(Batch {
+                events: Vec::new(),
+                post_batch_token: token,
+                finished: false,
             });
         }
         if oplog.history_lost(self.scan_from) {
@@ -435,6 +458,7 @@ impl ChangeStream {
                     };
                 }
                 self.skip_through = Some(pos);
+                self.skip_uuid = uuid;
                 self.scan_from = crate::oplog::ts_from_key(pos.ts);
                 if let Some(d) = doc {
                     let token_ok = matches!(d.get("_id"), Ok(Some(RawBsonRef::Document(t))) if t.get("_data").ok().flatten().is_some()
@@ -644,14 +668,20 @@ impl ChangeStream {
     }
 }
 
+/// mongod's error for a `required` image that is not there: NoMatchingDocument (47), with the
+/// messages of `document_source_change_stream_add_post_image.cpp` / `..._add_pre_image.cpp`.
 fn missing_image(which: &str, e: &OplogEntry) -> CommandError {
+    let events = if which == "post" {
+        "update events"
+    } else {
+        "update, delete and replace events"
+    };
     CommandError::new(
-        codes::NO_SUCH_KEY,
+        47,
         format!(
-            "Change stream was configured to require a {which}-image for all update, delete and \
-             replace events, but the {which}-image was not found for the event at clusterTime \
-             {:?} on {}.{}",
-            e.ts, e.db, e.coll
+            "Change stream was configured to require a {which}-image for all {events}, but the \
+             {which}-image was not found for event: {{ns: \"{}.{}\", clusterTime: Timestamp({}, {})}}",
+            e.db, e.coll, e.ts.time, e.ts.increment
         ),
     )
 }

@@ -261,7 +261,9 @@ impl Cursors {
             .retain(|_, c| c.lsid.as_ref().map(|l| l.as_bytes()) != Some(lsid.as_bytes()));
     }
 
-    /// Ends find cursors on a dropped namespace (mongod kills them with QueryPlanKilled).
+    /// Ends find cursors on a dropped or renamed namespace. mongod kills them too; whether its
+    /// next getMore then reports CursorNotFound (43) or a QueryPlanKilled-family error is not
+    /// pinned down here: the simulator answers 43, an error either way, never more documents.
     pub fn kill_namespace(&mut self, ns: &str) {
         self.open
             .retain(|_, c| !(c.ns == ns && matches!(c.kind, CursorKind::Find(_))));

@@ -196,7 +196,8 @@ fn change_stream(
             kind: CursorKind::ChangeStream(Box::new(cs)),
             originating_command: "aggregate",
             lsid: cmd.lsid(),
-            batch_size,
+            // The aggregate's batchSize only shapes the first batch (as in mongod).
+            batch_size: None,
             tailable_await: true,
             max_await_ms: 1000,
             created_at: now,

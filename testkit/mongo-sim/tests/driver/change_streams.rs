@@ -208,7 +208,7 @@ async fn full_document_modes_and_pre_images() {
             Ok(None) => {}
         }
     };
-    assert!(code(&err).is_some());
+    assert_eq!(code(&err), Some(47), "NoMatchingDocument, as mongod");
     drop((lookup, images, req));
     drop(client);
     sim.shutdown().await;
@@ -456,6 +456,69 @@ async fn views_and_timeseries_have_no_change_streams() {
         .await
         .expect_err("write to view");
     assert_eq!(code(&e), Some(166));
+    let _ = Bson::Null;
+    drop(client);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn batch_size_zero_and_batch_limits() {
+    let (sim, client) = start().await;
+    let coll = client.database("db").collection::<Document>("bs");
+    let db = client.database("db");
+    let r = db
+        .run_command(doc! {"aggregate": "bs", "pipeline": [{"$changeStream": {}}], "cursor": {"batchSize": 0}})
+        .await
+        .expect("aggregate");
+    let cursor = r.get_document("cursor").expect("cursor");
+    let id = cursor.get_i64("id").expect("id");
+    assert!(cursor.get_array("firstBatch").expect("batch").is_empty());
+    let pbrt0 = cursor
+        .get_document("postBatchResumeToken")
+        .expect("pbrt")
+        .clone();
+    coll.insert_many((0..5).map(|i| doc! {"_id": i}))
+        .await
+        .expect("insert");
+    let r = db
+        .run_command(doc! {"getMore": id, "collection": "bs", "batchSize": 2})
+        .await
+        .expect("getMore");
+    let cursor = r.get_document("cursor").expect("cursor");
+    let batch = cursor.get_array("nextBatch").expect("batch");
+    assert_eq!(batch.len(), 2);
+    let last_id = batch[1]
+        .as_document()
+        .and_then(|d| d.get_document("_id").ok())
+        .expect("token")
+        .clone();
+    let pbrt = cursor.get_document("postBatchResumeToken").expect("pbrt");
+    assert_eq!(
+        pbrt, &last_id,
+        "a full batch's postBatchResumeToken is its last event's token"
+    );
+    assert!(pbrt.get_str("_data").expect("data") > pbrt0.get_str("_data").expect("data"));
+    let r = db
+        .run_command(doc! {"getMore": id, "collection": "bs", "maxTimeMS": 50})
+        .await
+        .expect("getMore");
+    assert_eq!(
+        r.get_document("cursor")
+            .and_then(|c| c.get_array("nextBatch"))
+            .map(Vec::len)
+            .ok(),
+        Some(3)
+    );
+    let e = db
+        .run_command(doc! {"getMore": id, "collection": "other"})
+        .await
+        .expect_err("ns");
+    assert_eq!(code(&e), Some(13));
+    let e = db
+        .run_command(doc! {"getMore": 5i32, "collection": "bs"})
+        .await
+        .expect_err("int");
+    assert_eq!(code(&e), Some(14));
     let _ = Bson::Null;
     drop(client);
     sim.shutdown().await;
