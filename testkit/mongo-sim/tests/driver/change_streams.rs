@@ -523,3 +523,34 @@ async fn batch_size_zero_and_batch_limits() {
     drop(client);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn idle_server_noop_writes_keep_the_high_water_mark_moving() {
+    let sim = mongo_sim::MongoSim::start(mongo_sim::SimOptions {
+        noop_interval: Some(Duration::from_millis(100)),
+        ..Default::default()
+    })
+    .await
+    .expect("sim");
+    let client = mongodb::Client::with_uri_str(sim.uri())
+        .await
+        .expect("client");
+    let coll = client.database("db").collection::<Document>("idle");
+    let mut s = coll
+        .watch()
+        .max_await_time(Duration::from_millis(50))
+        .await
+        .expect("watch");
+    let t0 = token_data(&s.resume_token().expect("token"));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(s.next_if_any().await.expect("first").is_none());
+    assert!(s.next_if_any().await.expect("getMore").is_none());
+    let t1 = token_data(&s.resume_token().expect("token"));
+    assert!(
+        t1 > t0,
+        "no writes at all, yet the token advances (periodic no-ops)"
+    );
+    drop(s);
+    drop(client);
+    sim.shutdown().await;
+}

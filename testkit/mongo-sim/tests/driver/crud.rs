@@ -407,3 +407,31 @@ async fn id_predicates_scan_the_index_and_snapshot_reads_are_refused() {
     drop(client);
     sim.shutdown().await;
 }
+
+#[test]
+fn simulator_on_its_own_thread() {
+    let sim =
+        mongo_sim::MongoSim::start_on_thread(mongo_sim::SimOptions::default()).expect("start");
+    sim.insert("t", "c", doc! {"_id": 1}).expect("insert");
+    let uri = sim.uri();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let n = rt.block_on(async move {
+        let client = mongodb::Client::with_uri_str(uri).await.expect("client");
+        client
+            .database("t")
+            .collection::<Document>("c")
+            .count_documents(doc! {})
+            .await
+            .expect("count")
+    });
+    assert_eq!(n, 1);
+    let addr = sim.addr();
+    drop(sim);
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "dropping the SimThread stops serving"
+    );
+}
