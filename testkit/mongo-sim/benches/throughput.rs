@@ -47,12 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     sim.seed_raw("bench", "docs", (0..n_docs).map(doc_1k))?;
     let seed_time = t.elapsed();
-    let bytes: usize = sim
-        .collection_raw("bench", "docs")
-        .iter()
-        .take(1)
-        .map(|d| d.as_bytes().len())
-        .sum();
+    let bytes = doc_1k(0).as_bytes().len();
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -461,7 +461,9 @@ impl ChangeStream {
                 self.skip_uuid = uuid;
                 self.scan_from = crate::oplog::ts_from_key(pos.ts);
                 if let Some(d) = doc {
-                    let token_ok = matches!(d.get("_id"), Ok(Some(RawBsonRef::Document(t))) if t.get("_data").ok().flatten().is_some()
+                    let reshaped = self.stages.iter().any(|s| matches!(s, Stage::Project(_)));
+                    let token_ok = !reshaped
+                        || matches!(d.get("_id"), Ok(Some(RawBsonRef::Document(t))) if t.get("_data").ok().flatten().is_some()
                         && Token::parse(RawBsonRef::Document(t)).map(|t| t.pos == pos).unwrap_or(false));
                     if !token_ok {
                         return Err(CommandError::new(

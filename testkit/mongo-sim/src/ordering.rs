@@ -212,6 +212,17 @@ fn decimal_to_num(bytes: [u8; 16]) -> Num {
 /// Compares two numbers by exact value (mongod's `compareElementValues` for numbers: NaN lowest,
 /// NaN == NaN, -0 == 0, int64 vs double and decimal vs double exact).
 pub fn compare_numbers(a: &RawBsonRef<'_>, b: &RawBsonRef<'_>) -> Ordering {
+    // Fast paths for the common same-kind cases; the general path is exact for all of them.
+    match (a, b) {
+        (RawBsonRef::Int32(x), RawBsonRef::Int32(y)) => return x.cmp(y),
+        (RawBsonRef::Int64(x), RawBsonRef::Int64(y)) => return x.cmp(y),
+        (RawBsonRef::Int32(x), RawBsonRef::Int64(y)) => return i64::from(*x).cmp(y),
+        (RawBsonRef::Int64(x), RawBsonRef::Int32(y)) => return x.cmp(&i64::from(*y)),
+        (RawBsonRef::Double(x), RawBsonRef::Double(y)) if !x.is_nan() && !y.is_nan() => {
+            return x.partial_cmp(y).unwrap_or(Ordering::Equal)
+        }
+        _ => {}
+    }
     compare_num(to_num(a), to_num(b))
 }
 
