@@ -186,5 +186,10 @@ async fn process(
             Some(n) => req = n,
             None => return true,
         }
+        // A paused server also stops streaming (monitors then time out, as with a hung mongod).
+        let mut paused = shared.paused_tx.subscribe();
+        if paused.wait_for(|p| !*p).await.is_err() {
+            return false;
+        }
     }
 }

@@ -5,6 +5,7 @@ mod change_streams;
 mod crud;
 mod faults;
 mod properties;
+mod wire;
 
 use mongo_sim::{MongoSim, SimOptions};
 use mongodb::Client;
