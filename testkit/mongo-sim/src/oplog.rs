@@ -114,8 +114,16 @@ pub enum OpKind {
         id: RawBson,
         pre_image: Option<Doc>,
     },
+    /// `options` is the event's `operationDescription` (what mongod's oplog `o` holds besides
+    /// the `create` field: `idIndex`, or `viewOn`/`pipeline`, or `timeseries`).
     Create {
         options: Document,
+    },
+    CreateIndexes {
+        indexes: Vec<Document>,
+    },
+    DropIndexes {
+        indexes: Vec<Document>,
     },
     Drop,
     Rename {

@@ -554,3 +554,51 @@ async fn idle_server_noop_writes_keep_the_high_water_mark_moving() {
     drop(client);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn expanded_events_show_ddl() {
+    let (sim, client) = start().await;
+    let db = client.database("ddl");
+    let mut s = db
+        .watch()
+        .show_expanded_events(true)
+        .max_await_time(Duration::from_millis(50))
+        .await
+        .expect("watch");
+    let mut plain = db
+        .watch()
+        .max_await_time(Duration::from_millis(50))
+        .await
+        .expect("watch");
+    db.create_collection("c").await.expect("create");
+    let coll = db.collection::<Document>("c");
+    coll.create_index(mongodb::IndexModel::builder().keys(doc! {"a": 1}).build())
+        .await
+        .expect("index");
+    coll.insert_one(doc! {"_id": 1}).await.expect("insert");
+    coll.drop_index("a_1").await.expect("drop index");
+    let kinds: Vec<OperationType> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(next(&mut s).await.operation_type);
+        }
+        v
+    };
+    assert_eq!(
+        kinds,
+        vec![
+            OperationType::Other("create".into()),
+            OperationType::Other("createIndexes".into()),
+            OperationType::Insert,
+            OperationType::Other("dropIndexes".into())
+        ]
+    );
+    assert_eq!(
+        next(&mut plain).await.operation_type,
+        OperationType::Insert,
+        "DDL events only when expanded"
+    );
+    drop((s, plain));
+    drop(client);
+    sim.shutdown().await;
+}
