@@ -152,6 +152,20 @@ async fn raw_command_replies_are_shaped_like_mongod() {
         .expect_err("min needs hint");
     assert_eq!(code(&e), Some(51173));
     let e = db
+        .run_command(doc! {"find": "c", "hint": {"_id": 1}, "min": {"_id": 5}, "max": {"_id": 1}})
+        .await
+        .expect_err("inverted bounds");
+    assert_eq!(code(&e), Some(2));
+    let r = db
+        .run_command(doc! {"find": "c", "filter": {"_id": {"$gte": 2, "$lt": 2}}})
+        .await
+        .expect("empty range");
+    assert!(r
+        .get_document("cursor")
+        .and_then(|c| c.get_array("firstBatch"))
+        .expect("batch")
+        .is_empty());
+    let e = db
         .run_command(doc! {"find": "c", "hint": {"x": 1}})
         .await
         .expect_err("no such index");

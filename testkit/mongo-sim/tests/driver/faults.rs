@@ -113,7 +113,14 @@ async fn stepdown_errors_labels_and_recovery() {
         .await
         .expect("forced");
     assert!(!sim.is_primary());
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let t = Instant::now();
+    while !sim.is_primary() && t.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        t.elapsed() >= Duration::from_millis(800),
+        "stepped down for ~1 s"
+    );
     assert!(sim.is_primary(), "re-elected after the stepdown period");
     drop(client);
     sim.shutdown().await;
