@@ -435,3 +435,30 @@ fn simulator_on_its_own_thread() {
         "dropping the SimThread stops serving"
     );
 }
+
+#[tokio::test]
+async fn seeding_helpers() {
+    let (sim, client) = start().await;
+    let mut bytes = Vec::new();
+    for i in 0..3 {
+        bytes.extend(bson::to_vec(&doc! {"_id": i, "v": "x"}).expect("bson"));
+    }
+    assert_eq!(sim.seed_bson_bytes("s", "dump", &bytes).expect("seed"), 3);
+    assert!(sim
+        .seed_bson_bytes("s", "bad", &bytes[..bytes.len() - 1])
+        .is_err());
+    assert_eq!(sim.seed_sample("s", "sample", 50).expect("sample"), 50);
+    let n = client
+        .database("s")
+        .collection::<Document>("sample")
+        .count_documents(doc! {"tags": "even"})
+        .await
+        .expect("count");
+    assert_eq!(n, 25);
+    let e = sim
+        .seed("s", "dump", vec![doc! {"_id": 1}])
+        .expect_err("duplicate _id");
+    assert!(e.to_string().contains("E11000"), "{e}");
+    drop(client);
+    sim.shutdown().await;
+}
