@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bson::{Bson, Document, RawBsonRef, RawDocumentBuf, Timestamp};
+use bson::{Bson, Document, RawDocumentBuf, Timestamp};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -662,6 +662,3 @@ pub(crate) fn step_up_now(shared: &Arc<Shared>) {
     };
     shared.notify_topology(counter);
 }
-
-#[allow(dead_code)]
-fn _unused(_: RawBsonRef<'_>) {}

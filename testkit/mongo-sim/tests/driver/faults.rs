@@ -405,3 +405,46 @@ async fn credentials_get_a_clear_error() {
     drop(client);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn reads_and_writes_are_retried_once_after_a_closed_connection() {
+    let (sim, client) = start().await;
+    let admin = client.database("admin");
+    let coll = client.database("db").collection::<Document>("rr");
+    sim.seed("db", "rr", vec![doc! {"_id": 1}]).expect("seed");
+    let fp = |cmds: Vec<&str>, times: i32| {
+        doc! {"configureFailPoint": "failCommand", "mode": {"times": times}, "data": {"failCommands": cmds, "closeConnection": true}}
+    };
+    admin.run_command(fp(vec!["find"], 1)).await.expect("fp");
+    assert_eq!(
+        coll.find_one(doc! {}).await.expect("retried read"),
+        Some(doc! {"_id": 1})
+    );
+    admin
+        .run_command(fp(vec!["aggregate"], 1))
+        .await
+        .expect("fp");
+    let n: Vec<Document> = coll
+        .aggregate(vec![doc! {"$count": "n"}])
+        .await
+        .expect("retried")
+        .try_collect()
+        .await
+        .expect("c");
+    assert_eq!(n, vec![doc! {"n": 1}]);
+    admin.run_command(fp(vec!["insert"], 1)).await.expect("fp");
+    coll.insert_one(doc! {"_id": 2})
+        .await
+        .expect("retried write");
+    assert_eq!(sim.collection_len("db", "rr"), 2);
+    // Twice in a row: the single retry is used up and the error surfaces.
+    admin.run_command(fp(vec!["insert"], 2)).await.expect("fp");
+    let e = coll
+        .insert_one(doc! {"_id": 3})
+        .await
+        .expect_err("two failures");
+    assert!(matches!(*e.kind, mongodb::error::ErrorKind::Io(_)), "{e:?}");
+    assert!(!sim.contains_id("db", "rr", Bson::Int32(3)));
+    drop(client);
+    sim.shutdown().await;
+}
