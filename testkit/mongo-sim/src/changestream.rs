@@ -531,7 +531,10 @@ impl ChangeStream {
             OpKind::Drop => "drop",
             OpKind::Rename { .. } => "rename",
             OpKind::DropDatabase => "dropDatabase",
-            OpKind::Create { .. } | OpKind::CreateIndexes { .. } | OpKind::DropIndexes { .. }
+            OpKind::Create { .. }
+            | OpKind::CreateIndexes { .. }
+            | OpKind::DropIndexes { .. }
+            | OpKind::Modify { .. }
                 if !self.show_expanded =>
             {
                 return Ok(out)
@@ -539,6 +542,7 @@ impl ChangeStream {
             OpKind::Create { .. } => "create",
             OpKind::CreateIndexes { .. } => "createIndexes",
             OpKind::DropIndexes { .. } => "dropIndexes",
+            OpKind::Modify { .. } => "modify",
             OpKind::Noop => return Ok(out),
         };
         let mut w = DocWriter::with_capacity(256);
@@ -619,7 +623,9 @@ impl ChangeStream {
                 self.write_before(&mut w, pre_image, e)?;
             }
             OpKind::Drop | OpKind::DropDatabase => write_ns(&mut w),
-            OpKind::Create { options } => {
+            // The `modify` event's operationDescription is given as the changed options; mongod's
+            // exact shape (e.g. a `stateBeforeChange`) is not reproduced.
+            OpKind::Create { options } | OpKind::Modify { options } => {
                 write_ns(&mut w);
                 write_description(&mut w, options)?;
             }

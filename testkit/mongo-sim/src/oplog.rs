@@ -125,6 +125,10 @@ pub enum OpKind {
     DropIndexes {
         indexes: Vec<Document>,
     },
+    /// `collMod`; `options` is what was changed.
+    Modify {
+        options: Document,
+    },
     Drop,
     Rename {
         to_db: String,

@@ -330,6 +330,79 @@ pub fn create(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
     doc_body(Document::new())
 }
 
+/// `collMod`: only `changeStreamPreAndPostImages` is simulated; any other option is refused.
+pub fn coll_mod(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
+    let coll = cmd.collection()?;
+    cmd.check_fields(&[
+        "changeStreamPreAndPostImages",
+        "validator",
+        "validationLevel",
+        "validationAction",
+        "index",
+        "expireAfterSeconds",
+        "viewOn",
+        "pipeline",
+        "timeseries",
+    ])?;
+    let mut changed = Document::new();
+    let mut enabled = None;
+    for item in cmd.body.iter() {
+        let (k, v) = item.map_err(|e| CommandError::bad_value(e.to_string()))?;
+        match k {
+            "changeStreamPreAndPostImages" => {
+                let d = match v {
+                    RawBsonRef::Document(d) => d,
+                    _ => {
+                        return Err(CommandError::type_mismatch(
+                            "changeStreamPreAndPostImages must be an object",
+                        )
+                        .into())
+                    }
+                };
+                enabled = Some(matches!(
+                    d.get("enabled"),
+                    Ok(Some(RawBsonRef::Boolean(true)))
+                ));
+                changed.insert(
+                    k,
+                    bson::Document::try_from(d)
+                        .map_err(|e| CommandError::bad_value(e.to_string()))?,
+                );
+            }
+            "validator" | "validationLevel" | "validationAction" | "index"
+            | "expireAfterSeconds" | "viewOn" | "pipeline" | "timeseries" => {
+                return Err(CommandError::not_implemented(format!("collMod with {k}")).into())
+            }
+            _ => {}
+        }
+    }
+    let mut st = shared.lock();
+    st.check_primary()?;
+    let c = st.catalog.coll_mut(&cmd.db, &coll).ok_or_else(|| {
+        CommandError::ns_not_found(format!("ns does not exist: {}.{coll}", cmd.db))
+    })?;
+    if c.is_view() || c.is_timeseries() {
+        return Err(
+            CommandError::not_implemented("collMod on views and time-series collections").into(),
+        );
+    }
+    if let Some(on) = enabled {
+        c.pre_post_images = on;
+        c.options
+            .insert("changeStreamPreAndPostImages", bson::doc! {"enabled": on});
+    }
+    let uuid = c.uuid;
+    st.log(
+        &cmd.db,
+        &coll,
+        Some(uuid),
+        crate::oplog::OpKind::Modify { options: changed },
+    );
+    std::mem::drop(st);
+    shared.notify_oplog();
+    doc_body(Document::new())
+}
+
 pub fn drop(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
     let coll = cmd.collection()?;
     let mut st = shared.lock();

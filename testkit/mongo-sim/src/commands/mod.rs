@@ -380,6 +380,7 @@ async fn execute(shared: &Arc<Shared>, conn: &mut ConnCtx, cmd: &Cmd<'_>) -> Exe
         "createIndexes" => catalog::create_indexes(shared, cmd),
         "dropIndexes" => catalog::drop_indexes(shared, cmd),
         "create" => catalog::create(shared, cmd),
+        "collMod" => catalog::coll_mod(shared, cmd),
         "drop" => catalog::drop(shared, cmd),
         "dropDatabase" => catalog::drop_database(shared, cmd),
         "renameCollection" => catalog::rename_collection(shared, cmd),

@@ -192,6 +192,32 @@ async fn full_document_modes_and_pre_images() {
     assert_eq!(e.full_document, Some(doc! {"_id": 1, "v": 2}));
     assert_eq!(e.full_document_before_change, Some(doc! {"_id": 1, "v": 1}));
     // Required pre-images on a collection without them fail the stream.
+    // collMod turns images on for an existing collection.
+    db.run_command(doc! {"collMod": "plain", "changeStreamPreAndPostImages": {"enabled": true}})
+        .await
+        .expect("collMod");
+    let e = db
+        .run_command(doc! {"collMod": "plain", "validator": {}})
+        .await
+        .expect_err("unsupported");
+    assert_eq!(code(&e), Some(238));
+    let mut pre = plain
+        .watch()
+        .full_document_before_change(FullDocumentBeforeChangeType::Required)
+        .max_await_time(Duration::from_millis(100))
+        .await
+        .expect("watch");
+    plain.insert_one(doc! {"_id": 7, "v": 1}).await.expect("i");
+    plain.delete_one(doc! {"_id": 7}).await.expect("d");
+    let _ = next(&mut pre).await;
+    assert_eq!(
+        next(&mut pre).await.full_document_before_change,
+        Some(doc! {"_id": 7, "v": 1})
+    );
+    drop(pre);
+    db.run_command(doc! {"collMod": "plain", "changeStreamPreAndPostImages": {"enabled": false}})
+        .await
+        .expect("collMod");
     let mut req = plain
         .watch()
         .full_document_before_change(FullDocumentBeforeChangeType::Required)
