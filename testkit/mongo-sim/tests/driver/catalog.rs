@@ -171,12 +171,23 @@ async fn raw_command_replies_are_shaped_like_mongod() {
         .expect_err("no such index");
     assert_eq!(code(&e), Some(2));
     let r = db
+        .run_command(doc! {"insert": "c", "documents": [{"_id": 10}], "writeConcern": {"w": 2}})
+        .await
+        .expect("applied, with a writeConcernError");
+    assert_eq!(
+        r.get_document("writeConcernError")
+            .and_then(|w| w.get_i32("code"))
+            .ok(),
+        Some(100)
+    );
+    assert!(sim.contains_id("db", "c", bson::Bson::Int32(10)));
+    let r = db
         .run_command(doc! {"count": "c", "query": {"_id": {"$gt": 1}}})
         .await
         .expect("count");
     assert_eq!(
         r.get_i64("n").ok().or(r.get_i32("n").ok().map(i64::from)),
-        Some(1)
+        Some(2)
     );
     drop(client);
     sim.shutdown().await;
