@@ -370,6 +370,28 @@ async fn id_predicates_scan_the_index_and_snapshot_reads_are_refused() {
         .await
         .expect("c");
     assert!(got.is_empty());
+    let rev: Vec<Document> = coll
+        .find(doc! {})
+        .sort(doc! {"$natural": -1})
+        .batch_size(3)
+        .await
+        .expect("f")
+        .try_collect()
+        .await
+        .expect("c");
+    let ids: Vec<Bson> = rev
+        .iter()
+        .map(|d| d.get("_id").cloned().expect("id"))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            Bson::Int32(3),
+            Bson::String("s".into()),
+            Bson::Int32(1),
+            Bson::Int32(5)
+        ]
+    );
     // Other filters scan in natural order.
     let got: Vec<Document> = coll
         .find(doc! {"x": null})
