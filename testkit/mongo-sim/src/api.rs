@@ -604,6 +604,13 @@ impl SimHandle {
             .unwrap_or(0)
     }
 
+    /// Kills every open cursor, including change streams (their next getMore fails with
+    /// CursorNotFound, which change streams resume from and find cursors do not). Returns how
+    /// many there were.
+    pub fn kill_all_cursors(&self) -> usize {
+        self.shared.lock().cursors.kill_all()
+    }
+
     /// Number of open cursors (including change streams).
     pub fn open_cursors(&self) -> usize {
         self.shared.lock().cursors.len()

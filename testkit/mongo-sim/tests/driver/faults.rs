@@ -448,3 +448,35 @@ async fn reads_and_writes_are_retried_once_after_a_closed_connection() {
     drop(client);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn killed_cursors_cursor_not_found_and_stream_resume() {
+    let (sim, client) = start().await;
+    let coll = client.database("db").collection::<Document>("k");
+    sim.seed("db", "k", (0..10).map(|i| doc! {"_id": i}))
+        .expect("seed");
+    let mut cursor = coll.find(doc! {}).batch_size(2).await.expect("find");
+    cursor.try_next().await.expect("doc").expect("some");
+    let mut s = coll
+        .watch()
+        .max_await_time(Duration::from_millis(50))
+        .await
+        .expect("watch");
+    assert_eq!(sim.kill_all_cursors(), 2);
+    cursor
+        .try_next()
+        .await
+        .expect("buffered doc")
+        .expect("some");
+    let e = cursor.try_next().await.expect_err("cursor killed");
+    assert_eq!(code(&e), Some(43));
+    sim.insert("db", "k", doc! {"_id": 10}).expect("insert");
+    assert_eq!(
+        next(&mut s).await.document_key,
+        Some(doc! {"_id": 10}),
+        "a change stream resumes from 43"
+    );
+    drop((cursor, s));
+    drop(client);
+    sim.shutdown().await;
+}
