@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bson::{Bson, Document, RawBsonRef, RawDocumentBuf, Timestamp};
+use bson::{Bson, Document, RawDocumentBuf, Timestamp};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -236,6 +236,50 @@ impl SimHandle {
     ) -> Result<usize, SimError> {
         let docs: Vec<RawDocumentBuf> = docs.into_iter().collect();
         Ok(self.shared.lock().seed(db, coll, docs)?)
+    }
+
+    /// Bulk-loads concatenated BSON documents (the format of a `mongodump` `.bson` file).
+    pub fn seed_bson_bytes(&self, db: &str, coll: &str, bytes: &[u8]) -> Result<usize, SimError> {
+        let mut docs = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if rest.len() < 5 {
+                return Err(SimError::Bson(
+                    "truncated document at the end of the input".into(),
+                ));
+            }
+            let len = i32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+            if len < 5 || len as usize > rest.len() {
+                return Err(SimError::Bson(format!("invalid document length {len}")));
+            }
+            let (one, tail) = rest.split_at(len as usize);
+            let doc = RawDocumentBuf::from_bytes(one.to_vec())?;
+            crate::wire::validate(&doc)?;
+            docs.push(doc);
+            rest = tail;
+        }
+        self.seed_raw(db, coll, docs)
+    }
+
+    /// Seeds `n` sample documents (`_id` 0..n as int64, a name, a price, tags, a nested
+    /// document), for demos.
+    pub fn seed_sample(&self, db: &str, coll: &str, n: usize) -> Result<usize, SimError> {
+        let docs = (0..n).map(|i| {
+            let mut d = RawDocumentBuf::new();
+            d.append("_id", i as i64);
+            d.append("name", format!("item-{i}"));
+            d.append("price", (i % 100) as f64 + 0.5);
+            let mut tags = bson::RawArrayBuf::new();
+            tags.push(if i % 2 == 0 { "even" } else { "odd" });
+            tags.push("sample");
+            d.append("tags", tags);
+            d.append(
+                "stock",
+                bson::rawdoc! {"warehouse": (i % 3) as i32, "qty": (i * 7 % 50) as i32},
+            );
+            d
+        });
+        self.seed_raw(db, coll, docs)
     }
 
     /// Bulk-loads documents (see [`SimHandle::seed_raw`]).
@@ -560,6 +604,13 @@ impl SimHandle {
             .unwrap_or(0)
     }
 
+    /// Kills every open cursor, including change streams (their next getMore fails with
+    /// CursorNotFound, which change streams resume from and find cursors do not). Returns how
+    /// many there were.
+    pub fn kill_all_cursors(&self) -> usize {
+        self.shared.lock().cursors.kill_all()
+    }
+
     /// Number of open cursors (including change streams).
     pub fn open_cursors(&self) -> usize {
         self.shared.lock().cursors.len()
@@ -618,6 +669,3 @@ pub(crate) fn step_up_now(shared: &Arc<Shared>) {
     };
     shared.notify_topology(counter);
 }
-
-#[allow(dead_code)]
-fn _unused(_: RawBsonRef<'_>) {}

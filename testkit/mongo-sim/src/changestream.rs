@@ -531,12 +531,18 @@ impl ChangeStream {
             OpKind::Drop => "drop",
             OpKind::Rename { .. } => "rename",
             OpKind::DropDatabase => "dropDatabase",
-            OpKind::Create { .. } => {
-                if !self.show_expanded {
-                    return Ok(out);
-                }
-                "create"
+            OpKind::Create { .. }
+            | OpKind::CreateIndexes { .. }
+            | OpKind::DropIndexes { .. }
+            | OpKind::Modify { .. }
+                if !self.show_expanded =>
+            {
+                return Ok(out)
             }
+            OpKind::Create { .. } => "create",
+            OpKind::CreateIndexes { .. } => "createIndexes",
+            OpKind::DropIndexes { .. } => "dropIndexes",
+            OpKind::Modify { .. } => "modify",
             OpKind::Noop => return Ok(out),
         };
         let mut w = DocWriter::with_capacity(256);
@@ -616,13 +622,29 @@ impl ChangeStream {
                 write_key(&mut w, id);
                 self.write_before(&mut w, pre_image, e)?;
             }
-            OpKind::Drop | OpKind::DropDatabase | OpKind::Create { .. } => write_ns(&mut w),
+            OpKind::Drop | OpKind::DropDatabase => write_ns(&mut w),
+            // The `modify` event's operationDescription is given as the changed options; mongod's
+            // exact shape (e.g. a `stateBeforeChange`) is not reproduced.
+            OpKind::Create { options } | OpKind::Modify { options } => {
+                write_ns(&mut w);
+                write_description(&mut w, options)?;
+            }
+            OpKind::CreateIndexes { indexes } | OpKind::DropIndexes { indexes } => {
+                write_ns(&mut w);
+                write_description(&mut w, &bson::doc! {"indexes": indexes.clone()})?;
+            }
             OpKind::Rename { to_db, to_coll } => {
                 write_ns(&mut w);
                 w.begin_document("to");
                 w.string("db", to_db);
                 w.string("coll", to_coll);
                 w.end();
+                if self.show_expanded {
+                    write_description(
+                        &mut w,
+                        &bson::doc! {"to": {"db": to_db.clone(), "coll": to_coll.clone()}},
+                    )?;
+                }
             }
             OpKind::Noop => {}
         }
@@ -668,6 +690,13 @@ impl ChangeStream {
         }
         Ok(())
     }
+}
+
+fn write_description(w: &mut DocWriter, d: &bson::Document) -> CmdResult<()> {
+    let raw =
+        RawDocumentBuf::from_document(d).map_err(|e| CommandError::bad_value(e.to_string()))?;
+    w.raw_document("operationDescription", raw.as_bytes());
+    Ok(())
 }
 
 /// mongod's error for a `required` image that is not there: NoMatchingDocument (47), with the

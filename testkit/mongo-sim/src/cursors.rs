@@ -269,6 +269,15 @@ impl Cursors {
             .retain(|_, c| !(c.ns == ns && matches!(c.kind, CursorKind::Find(_))));
     }
 
+    /// Kills every cursor (as a cursor timeout or a killCursors from another client would).
+    pub fn kill_all(&mut self) -> usize {
+        let n = self.open.len() + self.checked_out.len();
+        self.open.clear();
+        self.killed_while_out
+            .extend(self.checked_out.iter().copied());
+        n
+    }
+
     pub fn len(&self) -> usize {
         self.open.len() + self.checked_out.len()
     }

@@ -42,10 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let sim = MongoSim::start(opts).await?;
     if let Some(n) = args.seed_sample {
-        let docs = (0..n).map(|i| {
-            bson::doc! {"_id": i as i64, "name": format!("item-{i}"), "price": (i % 100) as f64 + 0.5, "tags": ["a", "b"]}
-        });
-        sim.seed("sample", "items", docs)?;
+        sim.seed_sample("sample", "items", n)?;
     }
     println!("{}", sim.uri());
     use std::io::Write;

@@ -114,7 +114,19 @@ pub enum OpKind {
         id: RawBson,
         pre_image: Option<Doc>,
     },
+    /// `options` is the event's `operationDescription` (what mongod's oplog `o` holds besides
+    /// the `create` field: `idIndex`, or `viewOn`/`pipeline`, or `timeseries`).
     Create {
+        options: Document,
+    },
+    CreateIndexes {
+        indexes: Vec<Document>,
+    },
+    DropIndexes {
+        indexes: Vec<Document>,
+    },
+    /// `collMod`; `options` is what was changed.
+    Modify {
         options: Document,
     },
     Drop,

@@ -546,6 +546,33 @@ mod tests {
                 }
             }
 
+            /// An oracle independent of `compare_magnitude`: floor the double, compare in i128.
+            #[test]
+            fn int64_vs_any_double_matches_an_exact_oracle(n in any::<i64>(), d in any::<f64>()) {
+                let expected = if d.is_nan() {
+                    Ordering::Greater
+                } else if d == f64::INFINITY {
+                    Ordering::Less
+                } else if d == f64::NEG_INFINITY {
+                    Ordering::Greater
+                } else {
+                    let f = d.floor();
+                    if f >= 2f64.powi(63) {
+                        Ordering::Less
+                    } else if f < -(2f64.powi(63)) {
+                        Ordering::Greater
+                    } else {
+                        let fi = f as i128;
+                        match i128::from(n).cmp(&fi) {
+                            Ordering::Equal if d != f => Ordering::Less,
+                            o => o,
+                        }
+                    }
+                };
+                prop_assert_eq!(c(&RawBson::Int64(n), &RawBson::Double(d)), expected);
+                prop_assert_eq!(c(&RawBson::Double(d), &RawBson::Int64(n)), expected.reverse());
+            }
+
             #[test]
             fn int64_vs_double_is_exact(n in any::<i64>()) {
                 let d = n as f64;

@@ -108,7 +108,13 @@ impl State {
         self.clock.now()
     }
 
-    fn log(&mut self, db: &str, coll: &str, uuid: Option<[u8; 16]>, op: OpKind) -> Timestamp {
+    pub(crate) fn log(
+        &mut self,
+        db: &str,
+        coll: &str,
+        uuid: Option<[u8; 16]>,
+        op: OpKind,
+    ) -> Timestamp {
         let ts = self.clock.tick();
         let size = OplogEntry::approx_size(&op, db, coll);
         self.oplog.push(OplogEntry {
@@ -142,13 +148,31 @@ impl State {
         kind: CollKind,
         options: Document,
     ) -> CmdResult<()> {
-        let c = self.catalog.create(db, coll, kind, options.clone())?;
+        let description = match &kind {
+            CollKind::Collection => {
+                let mut d = options.clone();
+                d.insert("idIndex", id_index_spec());
+                d
+            }
+            CollKind::View { view_on, pipeline } => {
+                bson::doc! {"viewOn": view_on.clone(), "pipeline": pipeline.clone()}
+            }
+            CollKind::Timeseries => options.clone(),
+        };
+        let c = self.catalog.create(db, coll, kind, options)?;
         let uuid = c.uuid;
-        self.log(db, coll, Some(uuid), OpKind::Create { options });
+        self.log(
+            db,
+            coll,
+            Some(uuid),
+            OpKind::Create {
+                options: description,
+            },
+        );
         Ok(())
     }
 
-    fn ensure_collection(&mut self, db: &str, coll: &str) -> CmdResult<[u8; 16]> {
+    pub(crate) fn ensure_collection(&mut self, db: &str, coll: &str) -> CmdResult<[u8; 16]> {
         let (c, created) = self.catalog.coll_for_write(db, coll)?;
         let uuid = c.uuid;
         if created {
@@ -157,7 +181,7 @@ impl State {
                 coll,
                 Some(uuid),
                 OpKind::Create {
-                    options: Document::new(),
+                    options: bson::doc! {"idIndex": id_index_spec()},
                 },
             );
         }
@@ -358,6 +382,11 @@ impl State {
     pub fn noop(&mut self) -> Timestamp {
         self.log("admin", "", None, OpKind::Noop)
     }
+}
+
+/// The `_id` index every collection has.
+pub fn id_index_spec() -> Document {
+    bson::doc! {"v": 2, "key": {"_id": 1}, "name": "_id_"}
 }
 
 /// Puts an `_id` first when the document has none (as mongod does on insert), and checks it.

@@ -152,6 +152,18 @@ impl Collection {
         upper: Bound<&OrderedBson>,
         ascending: bool,
     ) -> Box<dyn Iterator<Item = (&'a OrderedBson, u64, &'a Doc)> + 'a> {
+        // BTreeMap::range panics on inverted bounds: they select nothing.
+        let empty = match (lower, upper) {
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => {
+                a > b
+                    || (a == b
+                        && !matches!((lower, upper), (Bound::Included(_), Bound::Included(_))))
+            }
+            _ => false,
+        };
+        if empty {
+            return Box::new(std::iter::empty());
+        }
         let range = self.id_index.range::<OrderedBson, _>((lower, upper));
         let map =
             move |(k, rid): (&'a OrderedBson, &'a u64)| self.docs.get(rid).map(|d| (k, *rid, d));

@@ -248,7 +248,15 @@ pub fn run_pipeline(
                     if let ("$match", RawBsonRef::Document(f)) = stage_name(first)? {
                         let e = Expr::parse(f)?;
                         stages = &stages[1..];
-                        let v: Vec<Doc> = c.all().filter(|d| e.matches(d)).cloned().collect();
+                        // Like find: an `_id` predicate is an IXSCAN, so `_id` order.
+                        let v: Vec<Doc> = match super::find::id_bounds(Some(f)) {
+                            Some((lower, upper)) => c
+                                .id_range(lower.as_ref(), upper.as_ref(), true)
+                                .filter(|(_, _, d)| e.matches(d))
+                                .map(|(_, _, d)| d.clone())
+                                .collect(),
+                            None => c.all().filter(|d| e.matches(d)).cloned().collect(),
+                        };
                         return run_stages(v, stages);
                     }
                 }

@@ -153,11 +153,16 @@ pub fn create_indexes(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
     };
     let mut st = shared.lock();
     st.check_primary()?;
-    let before = {
-        let (c, _) = st.catalog.coll_for_write(&cmd.db, &coll)?;
-        c.indexes.len() + 1
-    };
+    let existed = st.catalog.coll(&cmd.db, &coll).is_some();
+    st.ensure_collection(&cmd.db, &coll)?;
+    let before = st
+        .catalog
+        .coll(&cmd.db, &coll)
+        .map(|c| c.indexes.len() + 1)
+        .unwrap_or(1);
     let (c, _) = st.catalog.coll_for_write(&cmd.db, &coll)?;
+    let uuid = c.uuid;
+    let mut created = Vec::new();
     for spec in specs {
         if spec.get_bool("unique").unwrap_or(false)
             && spec
@@ -177,11 +182,22 @@ pub fn create_indexes(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
         }
         let mut spec = spec.clone();
         spec.insert("v", 2);
-        c.indexes.push(spec);
+        c.indexes.push(spec.clone());
+        created.push(spec);
     }
     let after = c.indexes.len() + 1;
+    if !created.is_empty() {
+        st.log(
+            &cmd.db,
+            &coll,
+            Some(uuid),
+            crate::oplog::OpKind::CreateIndexes { indexes: created },
+        );
+        std::mem::drop(st);
+        shared.notify_oplog();
+    }
     doc_body(
-        doc! {"numIndexesBefore": before as i32, "numIndexesAfter": after as i32, "createdCollectionAutomatically": false},
+        doc! {"numIndexesBefore": before as i32, "numIndexesAfter": after as i32, "createdCollectionAutomatically": !existed},
     )
 }
 
@@ -194,20 +210,34 @@ pub fn drop_indexes(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
         .coll_mut(&cmd.db, &coll)
         .ok_or_else(|| CommandError::ns_not_found(format!("ns not found {}.{coll}", cmd.db)))?;
     let was = c.indexes.len() + 1;
-    match cmd.get("index") {
-        Some(RawBsonRef::String("*")) => c.indexes.clear(),
+    let uuid = c.uuid;
+    let dropped: Vec<Document> = match cmd.get("index") {
+        Some(RawBsonRef::String("*")) => std::mem::take(&mut c.indexes),
         Some(RawBsonRef::String(name)) => {
-            let before = c.indexes.len();
-            c.indexes.retain(|i| i.get_str("name") != Ok(name));
-            if before == c.indexes.len() {
+            let (gone, kept): (Vec<Document>, Vec<Document>) = std::mem::take(&mut c.indexes)
+                .into_iter()
+                .partition(|i| i.get_str("name") == Ok(name));
+            c.indexes = kept;
+            if gone.is_empty() {
                 return Err(CommandError::new(
                     codes::INDEX_NOT_FOUND,
                     format!("index not found with name [{name}]"),
                 )
                 .into());
             }
+            gone
         }
         _ => return Err(CommandError::not_implemented("dropIndexes by key pattern").into()),
+    };
+    if !dropped.is_empty() {
+        st.log(
+            &cmd.db,
+            &coll,
+            Some(uuid),
+            crate::oplog::OpKind::DropIndexes { indexes: dropped },
+        );
+        std::mem::drop(st);
+        shared.notify_oplog();
     }
     doc_body(doc! {"nIndexesWas": was as i32})
 }
@@ -295,6 +325,79 @@ pub fn create(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
         }
     }
     st.create_collection(&cmd.db, &coll, kind, options)?;
+    std::mem::drop(st);
+    shared.notify_oplog();
+    doc_body(Document::new())
+}
+
+/// `collMod`: only `changeStreamPreAndPostImages` is simulated; any other option is refused.
+pub fn coll_mod(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
+    let coll = cmd.collection()?;
+    cmd.check_fields(&[
+        "changeStreamPreAndPostImages",
+        "validator",
+        "validationLevel",
+        "validationAction",
+        "index",
+        "expireAfterSeconds",
+        "viewOn",
+        "pipeline",
+        "timeseries",
+    ])?;
+    let mut changed = Document::new();
+    let mut enabled = None;
+    for item in cmd.body.iter() {
+        let (k, v) = item.map_err(|e| CommandError::bad_value(e.to_string()))?;
+        match k {
+            "changeStreamPreAndPostImages" => {
+                let d = match v {
+                    RawBsonRef::Document(d) => d,
+                    _ => {
+                        return Err(CommandError::type_mismatch(
+                            "changeStreamPreAndPostImages must be an object",
+                        )
+                        .into())
+                    }
+                };
+                enabled = Some(matches!(
+                    d.get("enabled"),
+                    Ok(Some(RawBsonRef::Boolean(true)))
+                ));
+                changed.insert(
+                    k,
+                    bson::Document::try_from(d)
+                        .map_err(|e| CommandError::bad_value(e.to_string()))?,
+                );
+            }
+            "validator" | "validationLevel" | "validationAction" | "index"
+            | "expireAfterSeconds" | "viewOn" | "pipeline" | "timeseries" => {
+                return Err(CommandError::not_implemented(format!("collMod with {k}")).into())
+            }
+            _ => {}
+        }
+    }
+    let mut st = shared.lock();
+    st.check_primary()?;
+    let c = st.catalog.coll_mut(&cmd.db, &coll).ok_or_else(|| {
+        CommandError::ns_not_found(format!("ns does not exist: {}.{coll}", cmd.db))
+    })?;
+    if c.is_view() || c.is_timeseries() {
+        return Err(
+            CommandError::not_implemented("collMod on views and time-series collections").into(),
+        );
+    }
+    if let Some(on) = enabled {
+        c.pre_post_images = on;
+        c.options
+            .insert("changeStreamPreAndPostImages", bson::doc! {"enabled": on});
+    }
+    let uuid = c.uuid;
+    st.log(
+        &cmd.db,
+        &coll,
+        Some(uuid),
+        crate::oplog::OpKind::Modify { options: changed },
+    );
     std::mem::drop(st);
     shared.notify_oplog();
     doc_body(Document::new())

@@ -159,7 +159,7 @@ fn id_bound(d: Option<&RawDocument>, which: &str) -> CmdResult<Option<OrderedBso
 /// Index bounds for a top-level `_id` predicate (equality, `$in`, or comparisons), or None
 /// when the filter does not constrain `_id` in a way an index scan can use. Bounds only narrow
 /// the scan: the filter still decides (type bracketing included).
-fn id_bounds(filter: Option<&RawDocument>) -> Option<(Bound<OrderedBson>, Bound<OrderedBson>)> {
+pub fn id_bounds(filter: Option<&RawDocument>) -> Option<(Bound<OrderedBson>, Bound<OrderedBson>)> {
     let v = filter?.get("_id").ok().flatten()?;
     let ob = |v: RawBsonRef<'_>| OrderedBson(v.to_raw_bson());
     match v {
@@ -236,6 +236,14 @@ pub fn plan(st: &State, db: &str, coll: &str, spec: FindSpec) -> CmdResult<FindS
             51173,
             "When using min()/max() a hint of which index to use must be provided",
         ));
+    }
+    if let (Some(lo), Some(hi)) = (&min, &max) {
+        if lo >= hi {
+            return Err(CommandError::bad_value(
+                "error processing query: planner returned error :: caused by :: max() must be \
+                 greater than min()",
+            ));
+        }
     }
     let id_scan = |ascending: bool| Scan::IdIndex {
         lower: min.clone().map(Bound::Included).unwrap_or(Bound::Unbounded),

@@ -255,6 +255,9 @@ pub async fn run(shared: &Arc<Shared>, conn: &mut ConnCtx, req: &Request) -> Out
         }
         wce = action.write_concern_error;
     }
+    if wce.is_none() {
+        wce = unsatisfiable_write_concern(&cmd);
+    }
     let result = match check_read_concern(&cmd) {
         Ok(()) => execute(shared, conn, &cmd).await,
         Err(e) => Err(e.into()),
@@ -312,6 +315,42 @@ fn check_read_concern(cmd: &Cmd<'_>) -> CmdResult<()> {
         ));
     }
     Ok(())
+}
+
+/// A single member cannot acknowledge `w: N > 1` or a tag set: mongod applies the write and
+/// reports a writeConcernError (UnsatisfiableWriteConcern, 100 / UnknownReplWriteConcern, 79).
+fn unsatisfiable_write_concern(cmd: &Cmd<'_>) -> Option<Document> {
+    const WRITES: &[&str] = &[
+        "insert",
+        "update",
+        "delete",
+        "findAndModify",
+        "findandmodify",
+        "create",
+        "drop",
+        "dropDatabase",
+        "renameCollection",
+        "createIndexes",
+        "dropIndexes",
+        "collMod",
+    ];
+    if !WRITES.contains(&cmd.name.as_str()) {
+        return None;
+    }
+    let wc = cmd.doc("writeConcern").ok()??;
+    match wc.get("w").ok()? {
+        Some(v) if crate::matcher::as_i64(&v).is_some_and(|n| n > 1) => Some(bson::doc! {
+            "code": 100,
+            "codeName": "UnsatisfiableWriteConcern",
+            "errmsg": "Not enough data-bearing nodes",
+        }),
+        Some(RawBsonRef::String(tag)) if tag != "majority" => Some(bson::doc! {
+            "code": 79,
+            "codeName": "UnknownReplWriteConcern",
+            "errmsg": format!("No write concern mode named '{tag}' found in replica set configuration"),
+        }),
+        _ => None,
+    }
 }
 
 /// Why a command did not produce a normal reply.
@@ -380,6 +419,7 @@ async fn execute(shared: &Arc<Shared>, conn: &mut ConnCtx, cmd: &Cmd<'_>) -> Exe
         "createIndexes" => catalog::create_indexes(shared, cmd),
         "dropIndexes" => catalog::drop_indexes(shared, cmd),
         "create" => catalog::create(shared, cmd),
+        "collMod" => catalog::coll_mod(shared, cmd),
         "drop" => catalog::drop(shared, cmd),
         "dropDatabase" => catalog::drop_database(shared, cmd),
         "renameCollection" => catalog::rename_collection(shared, cmd),

@@ -152,17 +152,42 @@ async fn raw_command_replies_are_shaped_like_mongod() {
         .expect_err("min needs hint");
     assert_eq!(code(&e), Some(51173));
     let e = db
+        .run_command(doc! {"find": "c", "hint": {"_id": 1}, "min": {"_id": 5}, "max": {"_id": 1}})
+        .await
+        .expect_err("inverted bounds");
+    assert_eq!(code(&e), Some(2));
+    let r = db
+        .run_command(doc! {"find": "c", "filter": {"_id": {"$gte": 2, "$lt": 2}}})
+        .await
+        .expect("empty range");
+    assert!(r
+        .get_document("cursor")
+        .and_then(|c| c.get_array("firstBatch"))
+        .expect("batch")
+        .is_empty());
+    let e = db
         .run_command(doc! {"find": "c", "hint": {"x": 1}})
         .await
         .expect_err("no such index");
     assert_eq!(code(&e), Some(2));
+    let r = db
+        .run_command(doc! {"insert": "c", "documents": [{"_id": 10}], "writeConcern": {"w": 2}})
+        .await
+        .expect("applied, with a writeConcernError");
+    assert_eq!(
+        r.get_document("writeConcernError")
+            .and_then(|w| w.get_i32("code"))
+            .ok(),
+        Some(100)
+    );
+    assert!(sim.contains_id("db", "c", bson::Bson::Int32(10)));
     let r = db
         .run_command(doc! {"count": "c", "query": {"_id": {"$gt": 1}}})
         .await
         .expect("count");
     assert_eq!(
         r.get_i64("n").ok().or(r.get_i32("n").ok().map(i64::from)),
-        Some(1)
+        Some(2)
     );
     drop(client);
     sim.shutdown().await;

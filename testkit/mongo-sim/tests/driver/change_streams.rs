@@ -192,6 +192,32 @@ async fn full_document_modes_and_pre_images() {
     assert_eq!(e.full_document, Some(doc! {"_id": 1, "v": 2}));
     assert_eq!(e.full_document_before_change, Some(doc! {"_id": 1, "v": 1}));
     // Required pre-images on a collection without them fail the stream.
+    // collMod turns images on for an existing collection.
+    db.run_command(doc! {"collMod": "plain", "changeStreamPreAndPostImages": {"enabled": true}})
+        .await
+        .expect("collMod");
+    let e = db
+        .run_command(doc! {"collMod": "plain", "validator": {}})
+        .await
+        .expect_err("unsupported");
+    assert_eq!(code(&e), Some(238));
+    let mut pre = plain
+        .watch()
+        .full_document_before_change(FullDocumentBeforeChangeType::Required)
+        .max_await_time(Duration::from_millis(100))
+        .await
+        .expect("watch");
+    plain.insert_one(doc! {"_id": 7, "v": 1}).await.expect("i");
+    plain.delete_one(doc! {"_id": 7}).await.expect("d");
+    let _ = next(&mut pre).await;
+    assert_eq!(
+        next(&mut pre).await.full_document_before_change,
+        Some(doc! {"_id": 7, "v": 1})
+    );
+    drop(pre);
+    db.run_command(doc! {"collMod": "plain", "changeStreamPreAndPostImages": {"enabled": false}})
+        .await
+        .expect("collMod");
     let mut req = plain
         .watch()
         .full_document_before_change(FullDocumentBeforeChangeType::Required)
@@ -551,6 +577,54 @@ async fn idle_server_noop_writes_keep_the_high_water_mark_moving() {
         "no writes at all, yet the token advances (periodic no-ops)"
     );
     drop(s);
+    drop(client);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn expanded_events_show_ddl() {
+    let (sim, client) = start().await;
+    let db = client.database("ddl");
+    let mut s = db
+        .watch()
+        .show_expanded_events(true)
+        .max_await_time(Duration::from_millis(50))
+        .await
+        .expect("watch");
+    let mut plain = db
+        .watch()
+        .max_await_time(Duration::from_millis(50))
+        .await
+        .expect("watch");
+    db.create_collection("c").await.expect("create");
+    let coll = db.collection::<Document>("c");
+    coll.create_index(mongodb::IndexModel::builder().keys(doc! {"a": 1}).build())
+        .await
+        .expect("index");
+    coll.insert_one(doc! {"_id": 1}).await.expect("insert");
+    coll.drop_index("a_1").await.expect("drop index");
+    let kinds: Vec<OperationType> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(next(&mut s).await.operation_type);
+        }
+        v
+    };
+    assert_eq!(
+        kinds,
+        vec![
+            OperationType::Other("create".into()),
+            OperationType::Other("createIndexes".into()),
+            OperationType::Insert,
+            OperationType::Other("dropIndexes".into())
+        ]
+    );
+    assert_eq!(
+        next(&mut plain).await.operation_type,
+        OperationType::Insert,
+        "DDL events only when expanded"
+    );
+    drop((s, plain));
     drop(client);
     sim.shutdown().await;
 }

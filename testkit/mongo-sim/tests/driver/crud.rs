@@ -370,6 +370,28 @@ async fn id_predicates_scan_the_index_and_snapshot_reads_are_refused() {
         .await
         .expect("c");
     assert!(got.is_empty());
+    let rev: Vec<Document> = coll
+        .find(doc! {})
+        .sort(doc! {"$natural": -1})
+        .batch_size(3)
+        .await
+        .expect("f")
+        .try_collect()
+        .await
+        .expect("c");
+    let ids: Vec<Bson> = rev
+        .iter()
+        .map(|d| d.get("_id").cloned().expect("id"))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            Bson::Int32(3),
+            Bson::String("s".into()),
+            Bson::Int32(1),
+            Bson::Int32(5)
+        ]
+    );
     // Other filters scan in natural order.
     let got: Vec<Document> = coll
         .find(doc! {"x": null})
@@ -434,4 +456,31 @@ fn simulator_on_its_own_thread() {
         std::net::TcpStream::connect(addr).is_err(),
         "dropping the SimThread stops serving"
     );
+}
+
+#[tokio::test]
+async fn seeding_helpers() {
+    let (sim, client) = start().await;
+    let mut bytes = Vec::new();
+    for i in 0..3 {
+        bytes.extend(bson::to_vec(&doc! {"_id": i, "v": "x"}).expect("bson"));
+    }
+    assert_eq!(sim.seed_bson_bytes("s", "dump", &bytes).expect("seed"), 3);
+    assert!(sim
+        .seed_bson_bytes("s", "bad", &bytes[..bytes.len() - 1])
+        .is_err());
+    assert_eq!(sim.seed_sample("s", "sample", 50).expect("sample"), 50);
+    let n = client
+        .database("s")
+        .collection::<Document>("sample")
+        .count_documents(doc! {"tags": "even"})
+        .await
+        .expect("count");
+    assert_eq!(n, 25);
+    let e = sim
+        .seed("s", "dump", vec![doc! {"_id": 1}])
+        .expect_err("duplicate _id");
+    assert!(e.to_string().contains("E11000"), "{e}");
+    drop(client);
+    sim.shutdown().await;
 }

@@ -113,7 +113,14 @@ async fn stepdown_errors_labels_and_recovery() {
         .await
         .expect("forced");
     assert!(!sim.is_primary());
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let t = Instant::now();
+    while !sim.is_primary() && t.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        t.elapsed() >= Duration::from_millis(800),
+        "stepped down for ~1 s"
+    );
     assert!(sim.is_primary(), "re-elected after the stepdown period");
     drop(client);
     sim.shutdown().await;
@@ -395,6 +402,81 @@ async fn credentials_get_a_clear_error() {
         e.to_string().contains("does not simulate authentication"),
         "{e}"
     );
+    drop(client);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn reads_and_writes_are_retried_once_after_a_closed_connection() {
+    let (sim, client) = start().await;
+    let admin = client.database("admin");
+    let coll = client.database("db").collection::<Document>("rr");
+    sim.seed("db", "rr", vec![doc! {"_id": 1}]).expect("seed");
+    let fp = |cmds: Vec<&str>, times: i32| {
+        doc! {"configureFailPoint": "failCommand", "mode": {"times": times}, "data": {"failCommands": cmds, "closeConnection": true}}
+    };
+    admin.run_command(fp(vec!["find"], 1)).await.expect("fp");
+    assert_eq!(
+        coll.find_one(doc! {}).await.expect("retried read"),
+        Some(doc! {"_id": 1})
+    );
+    admin
+        .run_command(fp(vec!["aggregate"], 1))
+        .await
+        .expect("fp");
+    let n: Vec<Document> = coll
+        .aggregate(vec![doc! {"$count": "n"}])
+        .await
+        .expect("retried")
+        .try_collect()
+        .await
+        .expect("c");
+    assert_eq!(n, vec![doc! {"n": 1}]);
+    admin.run_command(fp(vec!["insert"], 1)).await.expect("fp");
+    coll.insert_one(doc! {"_id": 2})
+        .await
+        .expect("retried write");
+    assert_eq!(sim.collection_len("db", "rr"), 2);
+    // Twice in a row: the single retry is used up and the error surfaces.
+    admin.run_command(fp(vec!["insert"], 2)).await.expect("fp");
+    let e = coll
+        .insert_one(doc! {"_id": 3})
+        .await
+        .expect_err("two failures");
+    assert!(matches!(*e.kind, mongodb::error::ErrorKind::Io(_)), "{e:?}");
+    assert!(!sim.contains_id("db", "rr", Bson::Int32(3)));
+    drop(client);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn killed_cursors_cursor_not_found_and_stream_resume() {
+    let (sim, client) = start().await;
+    let coll = client.database("db").collection::<Document>("k");
+    sim.seed("db", "k", (0..10).map(|i| doc! {"_id": i}))
+        .expect("seed");
+    let mut cursor = coll.find(doc! {}).batch_size(2).await.expect("find");
+    cursor.try_next().await.expect("doc").expect("some");
+    let mut s = coll
+        .watch()
+        .max_await_time(Duration::from_millis(50))
+        .await
+        .expect("watch");
+    assert_eq!(sim.kill_all_cursors(), 2);
+    cursor
+        .try_next()
+        .await
+        .expect("buffered doc")
+        .expect("some");
+    let e = cursor.try_next().await.expect_err("cursor killed");
+    assert_eq!(code(&e), Some(43));
+    sim.insert("db", "k", doc! {"_id": 10}).expect("insert");
+    assert_eq!(
+        next(&mut s).await.document_key,
+        Some(doc! {"_id": 10}),
+        "a change stream resumes from 43"
+    );
+    drop((cursor, s));
     drop(client);
     sim.shutdown().await;
 }
