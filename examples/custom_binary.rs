@@ -26,7 +26,11 @@ struct UppercaseConfig {
     columns: Vec<String>,
 }
 
-mirror_core::register_transform!("uppercase", UppercaseConfig, "upper-cases string columns (custom build example)");
+mirror_core::register_transform!(
+    "uppercase",
+    UppercaseConfig,
+    "upper-cases string columns (custom build example)"
+);
 
 #[async_trait]
 impl TransformConfig for UppercaseConfig {
@@ -49,12 +53,22 @@ impl Transform for Uppercase {
             .fields()
             .iter()
             .zip(batch.rows().columns())
-            .map(|(field, column)| match column.as_any().downcast_ref::<StringArray>() {
-                Some(strings) if self.0.contains(field.name()) && field.data_type() == &DataType::Utf8 => {
-                    Arc::new(strings.iter().map(|v| v.map(str::to_uppercase)).collect::<StringArray>()) as ArrayRef
-                }
-                _ => column.clone(),
-            })
+            .map(
+                |(field, column)| match column.as_any().downcast_ref::<StringArray>() {
+                    Some(strings)
+                        if self.0.contains(field.name())
+                            && field.data_type() == &DataType::Utf8 =>
+                    {
+                        Arc::new(
+                            strings
+                                .iter()
+                                .map(|v| v.map(str::to_uppercase))
+                                .collect::<StringArray>(),
+                        ) as ArrayRef
+                    }
+                    _ => column.clone(),
+                },
+            )
             .collect();
         let rows = RecordBatch::try_new(schema, columns).map_err(ComponentError::permanent)?;
         batch.with_rows(rows).map_err(ComponentError::permanent)

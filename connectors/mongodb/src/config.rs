@@ -177,7 +177,9 @@ impl MongoSourceConfig {
             return Err("`collections` is empty (use [\"*\"] for all)".into());
         }
         if self.batch_size == 0 || self.snapshot_page_size == 0 || self.snapshot_readers == 0 {
-            return Err("batch_size, snapshot_page_size and snapshot_readers must be at least 1".into());
+            return Err(
+                "batch_size, snapshot_page_size and snapshot_readers must be at least 1".into(),
+            );
         }
         Ok(())
     }
@@ -197,14 +199,19 @@ impl MongoSourceConfig {
                 Some((d, n)) if self.databases.iter().any(|x| x == d) || d == "*" => (d, n),
                 _ => ("*", pattern.as_str()),
             };
-            (pdb == "*" || pdb == db) && (pname == "all" || mirror_core::transforms::wildcard_match(pname, name))
+            (pdb == "*" || pdb == db)
+                && (pname == "all" || mirror_core::transforms::wildcard_match(pname, name))
         };
-        !name.starts_with("system.") && self.collections.iter().any(matches) && !self.exclude.iter().any(matches)
+        !name.starts_with("system.")
+            && self.collections.iter().any(matches)
+            && !self.exclude.iter().any(matches)
     }
 
     /// Whether `db.name` was named explicitly (not only matched by a pattern).
     pub fn names_collection(&self, db: &str, name: &str) -> bool {
-        self.collections.iter().any(|c| c == name || *c == format!("{db}.{name}"))
+        self.collections
+            .iter()
+            .any(|c| c == name || *c == format!("{db}.{name}"))
     }
 }
 
@@ -213,12 +220,17 @@ mod tests {
     use super::*;
 
     fn config(extra: &str) -> MongoSourceConfig {
-        toml::from_str(&format!("uri = \"mongodb://h\"\ndatabases = [\"shop\", \"crm\"]\n{extra}")).unwrap()
+        toml::from_str(&format!(
+            "uri = \"mongodb://h\"\ndatabases = [\"shop\", \"crm\"]\n{extra}"
+        ))
+        .unwrap()
     }
 
     #[test]
     fn collection_selection() {
-        let c = config("collections = [\"orders\", \"crm.customers\", \"log_*\"]\nexclude = [\"log_debug\"]");
+        let c = config(
+            "collections = [\"orders\", \"crm.customers\", \"log_*\"]\nexclude = [\"log_debug\"]",
+        );
         assert!(c.wants_collection("shop", "orders"));
         assert!(c.wants_collection("crm", "orders"));
         assert!(c.wants_collection("crm", "customers"));
@@ -230,14 +242,16 @@ mod tests {
         assert!(all.wants_collection("shop", "anything"));
         assert!(config("").wants_collection("crm", "x"));
         assert!(!config("").wants_database("admin"));
-        let star: MongoSourceConfig = toml::from_str("uri = \"mongodb://h\"\ndatabases = [\"*\"]").unwrap();
+        let star: MongoSourceConfig =
+            toml::from_str("uri = \"mongodb://h\"\ndatabases = [\"*\"]").unwrap();
         assert!(star.wants_database("shop") && !star.wants_database("local"));
     }
 
     #[test]
     fn the_password_stays_out_of_debug_output() {
         let c: MongoSourceConfig =
-            toml::from_str("uri = \"mongodb://app:hunter2@h/?tls=true\"\ndatabases = [\"shop\"]").unwrap();
+            toml::from_str("uri = \"mongodb://app:hunter2@h/?tls=true\"\ndatabases = [\"shop\"]")
+                .unwrap();
         let debug = format!("{c:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("mongodb://app:***@h/?tls=true"), "{debug}");

@@ -22,7 +22,22 @@ pub const CURSOR_NOT_FOUND: i32 = 43;
 /// Server codes after which retrying can succeed (retryable reads specification, plus
 /// CursorNotFound for our own restarts of snapshot reads).
 const RETRYABLE_CODES: &[i32] = &[
-    6, 7, 89, 91, 134, 189, 262, 9001, 10107, 11600, 11602, 13388, 13435, 13436, 63, 150,
+    6,
+    7,
+    89,
+    91,
+    134,
+    189,
+    262,
+    9001,
+    10107,
+    11600,
+    11602,
+    13388,
+    13435,
+    13436,
+    63,
+    150,
     CURSOR_NOT_FOUND,
 ];
 
@@ -43,7 +58,9 @@ pub fn is_transient(err: &Error) -> bool {
         return true;
     }
     match err.kind.as_ref() {
-        ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } | ErrorKind::ServerSelection { .. } => true,
+        ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::ServerSelection { .. } => true,
         ErrorKind::Command(c) => RETRYABLE_CODES.contains(&c.code),
         _ => false,
     }

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use bson::{Bson, Document, RawDocumentBuf, doc};
+use bson::{doc, Bson, Document, RawDocumentBuf};
 use mirror_core::ComponentError;
 use mongodb::options::{Hint, SelectionCriteria};
 use mongodb::{Client, ClientSession, Collection};
@@ -59,21 +59,41 @@ pub enum ReaderMsg {
 
 /// Split points for `readers` ranges of a collection of about `estimated` documents: `_id`s of a
 /// random sample, sorted by the server (so in BSON order), at even quantiles.
-pub async fn split_points(coll: &Collection<RawDocumentBuf>, readers: usize, estimated: u64, page: usize) -> Result<Vec<Bson>, ComponentError> {
+pub async fn split_points(
+    coll: &Collection<RawDocumentBuf>,
+    readers: usize,
+    estimated: u64,
+    page: usize,
+) -> Result<Vec<Bson>, ComponentError> {
     if readers < 2 || estimated < 2 * page as u64 {
         return Ok(Vec::new());
     }
     let ranges = readers.min((estimated / page as u64) as usize).max(2);
     let size = (ranges * 32).min(10_000) as i64;
-    let pipeline = vec![doc! {"$sample": {"size": size}}, doc! {"$project": {"_id": 1}}, doc! {"$sort": {"_id": 1}}];
+    let pipeline = vec![
+        doc! {"$sample": {"size": size}},
+        doc! {"$project": {"_id": 1}},
+        doc! {"$sort": {"_id": 1}},
+    ];
     let mut cursor = coll
         .clone_with_type::<Document>()
         .aggregate(pipeline)
         .await
-        .map_err(|e| classify(e, &format!("sampling `{}` for split points", coll.namespace())))?;
+        .map_err(|e| {
+            classify(
+                e,
+                &format!("sampling `{}` for split points", coll.namespace()),
+            )
+        })?;
     let mut ids = Vec::new();
-    while cursor.advance().await.map_err(|e| classify(e, "sampling for split points"))? {
-        let d = cursor.deserialize_current().map_err(|e| classify(e, "sampling for split points"))?;
+    while cursor
+        .advance()
+        .await
+        .map_err(|e| classify(e, "sampling for split points"))?
+    {
+        let d = cursor
+            .deserialize_current()
+            .map_err(|e| classify(e, "sampling for split points"))?;
         if let Some(id) = d.get("_id") {
             ids.push(id.clone());
         }
@@ -104,13 +124,31 @@ pub struct RangeJob {
 }
 
 /// Reads a range page by page into `tx`.
-pub async fn read_range(client: Client, coll: Collection<RawDocumentBuf>, read_preference: Option<SelectionCriteria>, mut job: RangeJob, page: usize, tx: mpsc::Sender<ReaderMsg>, shutdown: CancellationToken) {
+pub async fn read_range(
+    client: Client,
+    coll: Collection<RawDocumentBuf>,
+    read_preference: Option<SelectionCriteria>,
+    mut job: RangeJob,
+    page: usize,
+    tx: mpsc::Sender<ReaderMsg>,
+    shutdown: CancellationToken,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
         if shutdown.is_cancelled() {
             return;
         }
-        match read_pages(&client, &coll, read_preference.clone(), &mut job, page, &tx, &shutdown).await {
+        match read_pages(
+            &client,
+            &coll,
+            read_preference.clone(),
+            &mut job,
+            page,
+            &tx,
+            &shutdown,
+        )
+        .await
+        {
             Ok(()) => return,
             Err(e) if is_transient(&e) => {
                 warn!(collection = %coll.namespace(), error = %e, retry_in = ?backoff, "initial-sync read interrupted; reading again from the last _id");
@@ -121,22 +159,51 @@ pub async fn read_range(client: Client, coll: Collection<RawDocumentBuf>, read_p
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
             Err(e) => {
-                let _ = tx.send(ReaderMsg::Failed(classify(e, &format!("reading `{}`", coll.namespace())))).await;
+                let _ = tx
+                    .send(ReaderMsg::Failed(classify(
+                        e,
+                        &format!("reading `{}`", coll.namespace()),
+                    )))
+                    .await;
                 return;
             }
         }
     }
 }
 
-async fn cluster_time(client: &Client, coll: &Collection<RawDocumentBuf>, session: &mut ClientSession) -> mongodb::error::Result<u64> {
-    client.database(&coll.namespace().db).run_command(doc! {"ping": 1}).session(&mut *session).await?;
+async fn cluster_time(
+    client: &Client,
+    coll: &Collection<RawDocumentBuf>,
+    session: &mut ClientSession,
+) -> mongodb::error::Result<u64> {
+    client
+        .database(&coll.namespace().db)
+        .run_command(doc! {"ping": 1})
+        .session(&mut *session)
+        .await?;
     Ok(session.operation_time().map(ts_key).unwrap_or(0))
 }
 
-async fn read_pages(client: &Client, coll: &Collection<RawDocumentBuf>, read_preference: Option<SelectionCriteria>, job: &mut RangeJob, page: usize, tx: &mpsc::Sender<ReaderMsg>, shutdown: &CancellationToken) -> mongodb::error::Result<()> {
+async fn read_pages(
+    client: &Client,
+    coll: &Collection<RawDocumentBuf>,
+    read_preference: Option<SelectionCriteria>,
+    job: &mut RangeJob,
+    page: usize,
+    tx: &mpsc::Sender<ReaderMsg>,
+    shutdown: &CancellationToken,
+) -> mongodb::error::Result<()> {
     let mut session = client.start_session().await?;
     let mut low = cluster_time(client, coll, &mut session).await?;
-    if tx.send(ReaderMsg::Started { table: job.table, range: job.range, low }).await.is_err() {
+    if tx
+        .send(ReaderMsg::Started {
+            table: job.table,
+            range: job.range,
+            low,
+        })
+        .await
+        .is_err()
+    {
         return Ok(());
     }
     loop {
@@ -172,14 +239,26 @@ async fn read_pages(client: &Client, coll: &Collection<RawDocumentBuf>, read_pre
             docs.push(doc?);
         }
         let fetched = docs.len();
-        if skip_first && docs.first().is_some_and(|d| id_of(d).as_ref() == job.after.as_ref()) {
+        if skip_first
+            && docs
+                .first()
+                .is_some_and(|d| id_of(d).as_ref() == job.after.as_ref())
+        {
             docs.remove(0);
         }
         let high = session.operation_time().map(ts_key).unwrap_or(low).max(low);
         let done = fetched < want;
         let last_id = docs.last().and_then(id_of).or_else(|| job.after.clone());
         job.after = last_id.clone();
-        let chunk = Chunk { table: job.table, range: job.range, docs, last_id, low, high, done };
+        let chunk = Chunk {
+            table: job.table,
+            range: job.range,
+            docs,
+            last_id,
+            low,
+            high,
+            done,
+        };
         if tx.send(ReaderMsg::Chunk(chunk)).await.is_err() || done {
             return Ok(());
         }

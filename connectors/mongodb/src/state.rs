@@ -169,7 +169,10 @@ mod tests {
             Bson::Document(bson::doc! {"a": 1, "b": "x"}),
             Bson::Decimal128("1.10".parse().unwrap()),
             Bson::DateTime(bson::DateTime::from_millis(5)),
-            Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::Uuid, bytes: vec![1; 16] }),
+            Bson::Binary(bson::Binary {
+                subtype: bson::spec::BinarySubtype::Uuid,
+                bytes: vec![1; 16],
+            }),
             Bson::MinKey,
             Bson::MaxKey,
         ];

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use bson::RawDocumentBuf;
 use mirror_core::ComponentError;
-use mongodb::Client;
 use mongodb::change_stream::ChangeStream;
+use mongodb::Client;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::MongoSourceConfig;
-use crate::errors::{HISTORY_LOST, classify, code, is_transient};
+use crate::errors::{classify, code, is_transient, HISTORY_LOST};
 use crate::token::{token_data, token_from_data, token_time};
 
 /// What the stream task reports.
@@ -56,7 +56,14 @@ pub enum StartAt {
 }
 
 /// Reads `db`'s change stream until `shutdown` or a permanent failure.
-pub async fn run(client: Client, db: String, config: std::sync::Arc<MongoSourceConfig>, mut start: StartAt, tx: mpsc::Sender<StreamMsg>, shutdown: CancellationToken) {
+pub async fn run(
+    client: Client,
+    db: String,
+    config: std::sync::Arc<MongoSourceConfig>,
+    mut start: StartAt,
+    tx: mpsc::Sender<StreamMsg>,
+    shutdown: CancellationToken,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let opened = open(&client, &db, &config, &start).await;
@@ -70,8 +77,18 @@ pub async fn run(client: Client, db: String, config: std::sync::Arc<MongoSourceC
             }
         };
         debug!(db = %db, ?start, "change stream open");
-        if let Some(pos) = stream.resume_token().and_then(|t| Some((token_time(&t)?, token_data(&t)?))) {
-            if tx.send(StreamMsg::Position { time: pos.0, token: pos.1 }).await.is_err() {
+        if let Some(pos) = stream
+            .resume_token()
+            .and_then(|t| Some((token_time(&t)?, token_data(&t)?)))
+        {
+            if tx
+                .send(StreamMsg::Position {
+                    time: pos.0,
+                    token: pos.1,
+                })
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -83,15 +100,28 @@ pub async fn run(client: Client, db: String, config: std::sync::Arc<MongoSourceC
             match next {
                 Ok(Some(event)) => {
                     backoff = Duration::from_millis(100);
-                    let (Some(token), Some(time)) = (event_token(&event), event_time(&event)) else {
-                        let _ = tx.send(StreamMsg::Failed(ComponentError::permanent(crate::errors::SourceError(format!(
-                            "a change event of `{db}` has no resume token or cluster time"
-                        ))))).await;
+                    let (Some(token), Some(time)) = (event_token(&event), event_time(&event))
+                    else {
+                        let _ = tx
+                            .send(StreamMsg::Failed(ComponentError::permanent(
+                                crate::errors::SourceError(format!(
+                                    "a change event of `{db}` has no resume token or cluster time"
+                                )),
+                            )))
+                            .await;
                         return;
                     };
                     let invalidate = matches!(event.get_str("operationType"), Ok("invalidate"));
                     start = StartAt::ResumeAfter(token.clone());
-                    if tx.send(StreamMsg::Event { event, time, token: token.clone() }).await.is_err() {
+                    if tx
+                        .send(StreamMsg::Event {
+                            event,
+                            time,
+                            token: token.clone(),
+                        })
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     if invalidate {
@@ -124,9 +154,14 @@ pub async fn run(client: Client, db: String, config: std::sync::Arc<MongoSourceC
     }
 }
 
-async fn open(client: &Client, db: &str, config: &MongoSourceConfig, start: &StartAt) -> mongodb::error::Result<ChangeStream<RawDocumentBuf>> {
-    let mut watch = client
-        .database(db)
+async fn open(
+    client: &Client,
+    db: &str,
+    config: &MongoSourceConfig,
+    start: &StartAt,
+) -> mongodb::error::Result<ChangeStream<RawDocumentBuf>> {
+    let database = client.database(db);
+    let mut watch = database
         .watch()
         .full_document(config.full_document.as_option())
         .max_await_time(config.max_await)
@@ -144,13 +179,24 @@ async fn open(client: &Client, db: &str, config: &MongoSourceConfig, start: &Sta
 }
 
 /// Reports or waits out an error; false when the task should end.
-async fn handle_error(e: mongodb::error::Error, db: &str, tx: &mpsc::Sender<StreamMsg>, shutdown: &CancellationToken, backoff: &mut Duration) -> bool {
+async fn handle_error(
+    e: mongodb::error::Error,
+    db: &str,
+    tx: &mpsc::Sender<StreamMsg>,
+    shutdown: &CancellationToken,
+    backoff: &mut Duration,
+) -> bool {
     if code(&e) == Some(HISTORY_LOST) {
         let _ = tx.send(StreamMsg::HistoryLost(e.to_string())).await;
         return false;
     }
     if !is_transient(&e) {
-        let _ = tx.send(StreamMsg::Failed(classify(e, &format!("reading the change stream of `{db}`")))).await;
+        let _ = tx
+            .send(StreamMsg::Failed(classify(
+                e,
+                &format!("reading the change stream of `{db}`"),
+            )))
+            .await;
         return false;
     }
     warn!(db = %db, error = %e, retry_in = ?backoff, "change stream interrupted; reopening");
@@ -163,9 +209,17 @@ async fn handle_error(e: mongodb::error::Error, db: &str, tx: &mpsc::Sender<Stre
 }
 
 fn event_token(event: &RawDocumentBuf) -> Option<String> {
-    event.get_document("_id").ok()?.get_str("_data").ok().map(str::to_owned)
+    event
+        .get_document("_id")
+        .ok()?
+        .get_str("_data")
+        .ok()
+        .map(str::to_owned)
 }
 
 fn event_time(event: &RawDocumentBuf) -> Option<u64> {
-    event.get_timestamp("clusterTime").ok().map(crate::token::ts_key)
+    event
+        .get_timestamp("clusterTime")
+        .ok()
+        .map(crate::token::ts_key)
 }

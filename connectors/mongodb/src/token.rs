@@ -58,7 +58,13 @@ mod tests {
         let token = token_from_data(data).unwrap();
         assert_eq!(token_data(&token).as_deref(), Some(data));
         let key = token_time(&token).unwrap();
-        assert_eq!(ts_from_key(key), Timestamp { time: 1_700_000_000, increment: 5 });
+        assert_eq!(
+            ts_from_key(key),
+            Timestamp {
+                time: 1_700_000_000,
+                increment: 5
+            }
+        );
         assert!(token_time(&token_from_data("ZZ").unwrap()).is_none());
     }
 }

@@ -12,11 +12,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use bson::{Bson, RawBsonRef, RawDocumentBuf};
+use bson::{Bson, RawDocumentBuf};
 use mirror_core::config::TableSettings;
-use mirror_core::mapping::{KEY_COLUMN, SampleMethod, TableMapping, TableSchemaState};
+use mirror_core::mapping::{SampleMethod, TableMapping, TableSchemaState, KEY_COLUMN};
 use mirror_core::model::{ChangeBatch, Checkpoint, CheckpointState, RowOp, Table, TableId};
 use mirror_core::{ComponentError, SourceItem};
 use mongodb::options::{ReadPreference, SelectionCriteria};
@@ -27,13 +26,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::bson_arrow::{BsonConverter, RowInput, encode_key};
+use crate::bson_arrow::{encode_key, BsonConverter, RowInput};
 use crate::config::{DropPolicy, HistoryLostPolicy, MongoSourceConfig, ReadPreferenceMode};
 use crate::discovery;
-use crate::errors::{SourceError, classify};
+use crate::errors::{classify, SourceError};
 use crate::progress::Progress;
 use crate::snapshot::{self, Chunk, RangeJob, ReaderMsg};
-use crate::state::{Phase, RangeState, StreamPosition, TableState, id_from_json, id_to_json, STATE_VERSION};
+use crate::state::{
+    id_from_json, id_to_json, Phase, RangeState, StreamPosition, TableState, STATE_VERSION,
+};
 use crate::stream::{self, StartAt, StreamMsg};
 
 /// What a worker sends to the source.
@@ -98,7 +99,9 @@ pub async fn run(setup: WorkerSetup) {
         let _ = out.send(Err(e)).await;
     }
     worker.readers.abort_all();
-    worker.stream_task.take().map(|t| t.abort());
+    if let Some(task) = worker.stream_task.take() {
+        task.abort();
+    }
 }
 
 struct Worker {
@@ -137,6 +140,7 @@ struct Worker {
     last_checkpoint: Instant,
     discover_now: bool,
     key_buf: String,
+    stashed: VecDeque<StreamMsg>,
 }
 
 impl Worker {
@@ -174,13 +178,17 @@ impl Worker {
             last_checkpoint: Instant::now(),
             discover_now: false,
             key_buf: String::new(),
+            stashed: VecDeque::new(),
         }
     }
 
     async fn run(&mut self) -> Result<(), ComponentError> {
-        self.open_stream(self.start.clone()).await?;
+        let lost = self.open_stream(self.start.clone()).await?;
         for saved in std::mem::take(&mut self.saved) {
             self.restore_table(saved).await?;
+        }
+        if let Some(message) = lost {
+            self.history_lost(message).await?;
         }
         self.discover().await?;
         // Commit the stream's starting point at once, so a restart never starts later than now.
@@ -193,10 +201,11 @@ impl Worker {
             let Some(stream_rx) = self.stream_rx.as_mut() else {
                 return Ok(());
             };
+            let stashed = self.stashed.pop_front();
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return Ok(()),
-                msg = stream_rx.recv() => {
+                msg = async { match stashed { Some(m) => Some(m), None => stream_rx.recv().await } } => {
                     let Some(msg) = msg else {
                         return Err(ComponentError::transient(SourceError(format!("the change stream of `{}` ended unexpectedly", self.db))));
                     };
@@ -238,43 +247,73 @@ impl Worker {
         }
     }
 
-    async fn open_stream(&mut self, start: StartAt) -> Result<(), ComponentError> {
+    /// Opens the stream and waits for its first report. Returns the message of a lost history
+    /// (error 286) for the caller to handle.
+    async fn open_stream(&mut self, start: StartAt) -> Result<Option<String>, ComponentError> {
         if let Some(t) = self.stream_task.take() {
             t.abort();
         }
         let (tx, mut rx) = mpsc::channel(1024);
-        let task = tokio::spawn(stream::run(self.client.clone(), self.db.clone(), self.config.clone(), start, tx, self.shutdown.child_token()));
+        let task = tokio::spawn(stream::run(
+            self.client.clone(),
+            self.db.clone(),
+            self.config.clone(),
+            start,
+            tx,
+            self.shutdown.child_token(),
+        ));
         self.stream_task = Some(task);
         // Readers may start only once the stream has a position: the copy's watermarks are
         // checked against it.
         let first = tokio::select! {
-            _ = self.shutdown.cancelled() => return Ok(()),
+            _ = self.shutdown.cancelled() => return Ok(None),
             m = rx.recv() => m,
         };
         self.stream_rx = Some(rx);
         match first {
-            Some(msg) => self.on_stream(msg).await,
-            None => Err(ComponentError::transient(SourceError(format!("the change stream of `{}` did not start", self.db)))),
+            Some(StreamMsg::Position { time, token }) => {
+                self.stream_time = self.stream_time.max(time);
+                self.stream_token = Some(token.clone());
+                self.published = Some((time, token));
+                Ok(None)
+            }
+            Some(StreamMsg::HistoryLost(message)) => Ok(Some(message)),
+            Some(StreamMsg::Failed(e)) => Err(e),
+            Some(event) => {
+                self.stashed.push_back(event);
+                Ok(None)
+            }
+            None => Err(ComponentError::transient(SourceError(format!(
+                "the change stream of `{}` did not start",
+                self.db
+            )))),
         }
     }
 
     fn collection(&self, name: &str) -> Collection<RawDocumentBuf> {
-        self.client.database(&self.db).collection::<RawDocumentBuf>(name)
+        self.client
+            .database(&self.db)
+            .collection::<RawDocumentBuf>(name)
     }
 
     fn read_preference(&self) -> Option<SelectionCriteria> {
         let pref = match self.config.read_preference? {
             ReadPreferenceMode::Primary => ReadPreference::Primary,
-            ReadPreferenceMode::PrimaryPreferred => ReadPreference::PrimaryPreferred { options: None },
+            ReadPreferenceMode::PrimaryPreferred => {
+                ReadPreference::PrimaryPreferred { options: None }
+            }
             ReadPreferenceMode::Secondary => ReadPreference::Secondary { options: None },
-            ReadPreferenceMode::SecondaryPreferred => ReadPreference::SecondaryPreferred { options: None },
+            ReadPreferenceMode::SecondaryPreferred => {
+                ReadPreference::SecondaryPreferred { options: None }
+            }
             ReadPreferenceMode::Nearest => ReadPreference::Nearest { options: None },
         };
         Some(SelectionCriteria::ReadPreference(pref))
     }
 
     fn claim_target(&self, coll: &str) -> Result<Arc<Table>, ComponentError> {
-        let id = discovery::target(&self.config, &self.tables_cfg, &self.db, coll).map_err(|m| ComponentError::permanent(SourceError(m)))?;
+        let id = discovery::target(&self.config, &self.tables_cfg, &self.db, coll)
+            .map_err(|m| ComponentError::permanent(SourceError(m)))?;
         let source = format!("{}.{coll}", self.db);
         let mut targets = self.targets.lock().unwrap_or_else(|e| e.into_inner());
         match targets.get(&id) {
@@ -292,21 +331,39 @@ impl Worker {
 
     async fn restore_table(&mut self, state: TableState) -> Result<(), ComponentError> {
         let Some((db, coll)) = state.source.split_once('.') else {
-            return Err(ComponentError::permanent(SourceError(format!("a saved table state names `{}`, not `<db>.<collection>`", state.source))));
+            return Err(ComponentError::permanent(SourceError(format!(
+                "a saved table state names `{}`, not `<db>.<collection>`",
+                state.source
+            ))));
         };
         if db != self.db {
             return Ok(());
         }
         let coll = coll.to_owned();
         let table = self.claim_target(&coll)?;
-        let schema = TableSchemaState::from_json(state.schema.clone()).map_err(|e| ComponentError::permanent(SourceError(format!("table {}: {e}", table.id))))?;
+        let schema = TableSchemaState::from_json(state.schema.clone()).map_err(|e| {
+            ComponentError::permanent(SourceError(format!("table {}: {e}", table.id)))
+        })?;
         let mapping = TableMapping::resolve(&self.tables_cfg, &state.source);
-        let converter = BsonConverter::new(table.id.to_string(), mapping, schema).map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
+        let converter = BsonConverter::new(table.id.to_string(), mapping, schema)
+            .map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
         let idx = self.tables.len();
         let ranges_left = state.ranges.iter().filter(|r| !r.done).count();
-        let mut rt = TableRt { coll: coll.clone(), table, state, converter, epoch: 0, pending: Vec::new(), ranges_left };
+        let mut rt = TableRt {
+            coll: coll.clone(),
+            table,
+            state,
+            converter,
+            epoch: 0,
+            pending: Vec::new(),
+            ranges_left,
+        };
         if rt.state.phase == Phase::InitialSync {
-            self.progress.add(&rt.table.id.to_string(), rt.state.estimated, rt.state.copied);
+            self.progress.add(
+                &rt.table.id.to_string(),
+                rt.state.estimated,
+                rt.state.copied,
+            );
             for (r, range) in rt.state.ranges.iter().enumerate() {
                 if !range.done {
                     self.jobs.push_back((range_job(idx, r, range)?, rt.epoch));
@@ -336,11 +393,18 @@ impl Worker {
         let table = self.claim_target(coll)?;
         let source = format!("{}.{coll}", self.db);
         let mapping = TableMapping::resolve(&self.tables_cfg, &source);
-        let mut converter = BsonConverter::new(table.id.to_string(), mapping.clone(), TableSchemaState::new()).map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
+        let mut converter = BsonConverter::new(
+            table.id.to_string(),
+            mapping.clone(),
+            TableSchemaState::new(),
+        )
+        .map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
         let collection = self.collection(coll);
         if mapping.sample_size > 0 {
             let sample = self.sample(&collection, &mapping).await?;
-            converter.observe_sample(sample.iter().map(|d| d.as_ref())).map_err(|e| ComponentError::permanent(SourceError(format!("{source}: {e}"))))?;
+            converter
+                .observe_sample(sample.iter().map(|d| d.as_ref()))
+                .map_err(|e| ComponentError::permanent(SourceError(format!("{source}: {e}"))))?;
         }
         let idx = self.tables.len();
         let mut rt = TableRt {
@@ -368,13 +432,19 @@ impl Worker {
         Ok(())
     }
 
-    async fn sample(&self, coll: &Collection<RawDocumentBuf>, mapping: &TableMapping) -> Result<Vec<RawDocumentBuf>, ComponentError> {
+    async fn sample(
+        &self,
+        coll: &Collection<RawDocumentBuf>,
+        mapping: &TableMapping,
+    ) -> Result<Vec<RawDocumentBuf>, ComponentError> {
         let what = format!("sampling `{}`", coll.namespace());
         let mut docs = Vec::new();
         match mapping.sample {
             SampleMethod::Random => {
                 let mut cursor = coll
-                    .aggregate(vec![bson::doc! {"$sample": {"size": mapping.sample_size as i64}}])
+                    .aggregate(vec![
+                        bson::doc! {"$sample": {"size": mapping.sample_size as i64}},
+                    ])
                     .await
                     .map_err(|e| classify(e, &what))?
                     .with_type::<RawDocumentBuf>();
@@ -383,7 +453,11 @@ impl Worker {
                 }
             }
             SampleMethod::First => {
-                let mut cursor = coll.find(bson::doc! {}).limit(mapping.sample_size as i64).await.map_err(|e| classify(e, &what))?;
+                let mut cursor = coll
+                    .find(bson::doc! {})
+                    .limit(mapping.sample_size as i64)
+                    .await
+                    .map_err(|e| classify(e, &what))?;
                 while cursor.advance().await.map_err(|e| classify(e, &what))? {
                     docs.push(cursor.current().to_raw_document_buf());
                 }
@@ -394,14 +468,28 @@ impl Worker {
 
     async fn plan_ranges(&mut self, idx: usize, rt: &mut TableRt) -> Result<(), ComponentError> {
         let collection = self.collection(&rt.coll);
-        let estimated = collection.estimated_document_count().await.map_err(|e| classify(e, &format!("counting `{}`", collection.namespace())))?;
-        let points = snapshot::split_points(&collection, self.config.snapshot_readers, estimated, self.config.snapshot_page_size).await?;
+        let estimated = collection
+            .estimated_document_count()
+            .await
+            .map_err(|e| classify(e, &format!("counting `{}`", collection.namespace())))?;
+        let points = snapshot::split_points(
+            &collection,
+            self.config.snapshot_readers,
+            estimated,
+            self.config.snapshot_page_size,
+        )
+        .await?;
         let mut bounds: Vec<Option<Bson>> = vec![None];
         bounds.extend(points.into_iter().map(Some));
         bounds.push(None);
         rt.state.ranges = bounds
             .windows(2)
-            .map(|w| RangeState { lo: w[0].as_ref().map(id_to_json), hi: w[1].as_ref().map(id_to_json), after: None, done: false })
+            .map(|w| RangeState {
+                lo: w[0].as_ref().map(id_to_json),
+                hi: w[1].as_ref().map(id_to_json),
+                after: None,
+                done: false,
+            })
             .collect();
         rt.state.estimated = estimated;
         rt.state.copied = 0;
@@ -415,15 +503,23 @@ impl Worker {
 
     fn start_readers(&mut self) {
         while self.running_readers < self.config.snapshot_readers {
-            let Some((job, epoch)) = self.jobs.pop_front() else { return };
-            let Some(rt) = self.tables.get(job.table) else { continue };
+            let Some((job, epoch)) = self.jobs.pop_front() else {
+                return;
+            };
+            let Some(rt) = self.tables.get(job.table) else {
+                continue;
+            };
             if rt.epoch != epoch {
                 continue;
             }
             self.running_readers += 1;
             let coll = self.collection(&rt.coll);
             let (tx, cancel) = (self.chunk_tx.clone(), self.readers_cancel.clone());
-            let (client, pref, page) = (self.client.clone(), self.read_preference(), self.config.snapshot_page_size);
+            let (client, pref, page) = (
+                self.client.clone(),
+                self.read_preference(),
+                self.config.snapshot_page_size,
+            );
             let tagged = EpochSender { tx, epoch };
             self.readers.spawn(async move {
                 let (inner_tx, mut inner_rx) = mpsc::channel(1);
@@ -434,7 +530,10 @@ impl Worker {
                         }
                     }
                 };
-                tokio::join!(snapshot::read_range(client, coll, pref, job, page, inner_tx, cancel), forward);
+                tokio::join!(
+                    snapshot::read_range(client, coll, pref, job, page, inner_tx, cancel),
+                    forward
+                );
             });
         }
     }
@@ -485,7 +584,11 @@ impl Worker {
 
     async fn on_event(&mut self, event: RawDocumentBuf, time: u64) -> Result<(), ComponentError> {
         let op = event.get_str("operationType").unwrap_or("");
-        let coll = event.get_document("ns").ok().and_then(|ns| ns.get_str("coll").ok()).map(str::to_owned);
+        let coll = event
+            .get_document("ns")
+            .ok()
+            .and_then(|ns| ns.get_str("coll").ok())
+            .map(str::to_owned);
         match op {
             "insert" | "update" | "replace" | "delete" => {
                 let Some(coll) = coll else { return Ok(()) };
@@ -499,10 +602,16 @@ impl Worker {
                     .get_document("documentKey")
                     .ok()
                     .and_then(|k| k.get("_id").ok().flatten())
-                    .ok_or_else(|| ComponentError::permanent(SourceError(format!("a `{op}` event on `{}.{coll}` has no documentKey._id", self.db))))?;
+                    .ok_or_else(|| {
+                        ComponentError::permanent(SourceError(format!(
+                            "a `{op}` event on `{}.{coll}` has no documentKey._id",
+                            self.db
+                        )))
+                    })?;
                 if self.tables[idx].state.phase == Phase::InitialSync {
                     self.key_buf.clear();
-                    encode_key(&mut self.key_buf, key).map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
+                    encode_key(&mut self.key_buf, key)
+                        .map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
                     self.window.push_back((time, idx, self.key_buf.clone()));
                 }
                 let row = match op {
@@ -538,7 +647,8 @@ impl Worker {
             }
             "dropDatabase" => {
                 for idx in 0..self.tables.len() {
-                    self.collection_gone(idx, "dropped with its database").await?;
+                    self.collection_gone(idx, "dropped with its database")
+                        .await?;
                 }
             }
             _ => {}
@@ -557,7 +667,9 @@ impl Worker {
         self.reader_low.retain(|(t, _), _| *t != idx);
         let table = self.tables[idx].table.clone();
         match self.config.on_drop {
-            DropPolicy::Keep => info!(collection = %format!("{}.{coll}", self.db), table = %table.id, "collection {how}; its table keeps its rows (on_drop = \"keep\")"),
+            DropPolicy::Keep => {
+                info!(collection = %format!("{}.{coll}", self.db), table = %table.id, "collection {how}; its table keeps its rows (on_drop = \"keep\")")
+            }
             DropPolicy::Truncate => {
                 info!(collection = %format!("{}.{coll}", self.db), table = %table.id, "collection {how}; emptying its table (on_drop = \"truncate\")");
                 let rt = &mut self.tables[idx];
@@ -565,10 +677,17 @@ impl Worker {
                 rt.state.ranges.clear();
                 let checkpoint = table_checkpoint(rt)?;
                 let position = self.position();
-                self.send(SourceItem::Batch(ChangeBatch::truncate(table.clone(), checkpoint)), position).await?;
+                self.send(
+                    SourceItem::Batch(ChangeBatch::truncate(table.clone(), checkpoint)),
+                    position,
+                )
+                .await?;
             }
         }
-        self.targets.lock().unwrap_or_else(|e| e.into_inner()).remove(&table.id);
+        self.targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&table.id);
         Ok(())
     }
 
@@ -593,7 +712,9 @@ impl Worker {
                 }
                 self.pending_rows = 0;
                 self.flush_order.clear();
-                self.open_stream(StartAt::Now).await?;
+                if let Some(again) = self.open_stream(StartAt::Now).await? {
+                    return Err(ComponentError::permanent(SourceError(format!("the change stream of `{}` cannot start: {again}", self.db))));
+                }
                 for idx in 0..self.tables.len() {
                     if !self.by_coll.values().any(|i| *i == idx) {
                         continue;
@@ -614,7 +735,9 @@ impl Worker {
 
     /// The newest position whose events are all published.
     fn position(&self) -> Option<StreamPosition> {
-        self.published.as_ref().map(|(time, token)| StreamPosition::new(token.clone(), *time))
+        self.published
+            .as_ref()
+            .map(|(time, token)| StreamPosition::new(token.clone(), *time))
     }
 
     /// Publishes every pending change event, one batch per table.
@@ -633,7 +756,10 @@ impl Worker {
                         ops.push(RowOp::Upsert);
                     }
                     Pending::Delete(event) => {
-                        let id = event.get_document("documentKey").ok().and_then(|k| k.get("_id").ok().flatten());
+                        let id = event
+                            .get_document("documentKey")
+                            .ok()
+                            .and_then(|k| k.get("_id").ok().flatten());
                         if let Some(id) = id {
                             rows.push(RowInput::Delete(id));
                             ops.push(RowOp::Delete);
@@ -648,7 +774,11 @@ impl Worker {
                     self.published = Some((self.stream_time, token.clone()));
                 }
             }
-            let position = if n + 1 == count { self.position() } else { None };
+            let position = if n + 1 == count {
+                self.position()
+            } else {
+                None
+            };
             self.send(SourceItem::Batch(batch), position).await?;
         }
         self.pending_rows = 0;
@@ -677,7 +807,12 @@ impl Worker {
             self.publish_chunk(chunk).await?;
         }
         // Events older than every page still in flight can no longer touch one.
-        let oldest = self.pending_chunks.iter().map(|(c, _)| c.low).chain(self.reader_low.values().copied()).min();
+        let oldest = self
+            .pending_chunks
+            .iter()
+            .map(|(c, _)| c.low)
+            .chain(self.reader_low.values().copied())
+            .min();
         match oldest {
             Some(low) => {
                 while self.window.front().is_some_and(|(t, _, _)| *t <= low) {
@@ -700,9 +835,12 @@ impl Worker {
         let mut keep = Vec::with_capacity(chunk.docs.len());
         let mut key = String::new();
         for doc in &chunk.docs {
-            let id = doc.get("_id").ok().flatten().ok_or_else(|| ComponentError::permanent(SourceError("a document has no _id".into())))?;
+            let id = doc.get("_id").ok().flatten().ok_or_else(|| {
+                ComponentError::permanent(SourceError("a document has no _id".into()))
+            })?;
             key.clear();
-            encode_key(&mut key, id).map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
+            encode_key(&mut key, id)
+                .map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
             if !touched.contains(key.as_str()) {
                 keep.push(RowInput::Document(doc.as_ref()));
             }
@@ -720,7 +858,8 @@ impl Worker {
             }
         }
         let bytes: usize = chunk.docs.iter().map(|d| d.as_bytes().len()).sum();
-        self.progress.advance(&rt.table.id.to_string(), copied, bytes as u64);
+        self.progress
+            .advance(&rt.table.id.to_string(), copied, bytes as u64);
         if skipped > 0 {
             debug!(table = %rt.table.id, skipped, "page documents superseded by change events");
         }
@@ -733,13 +872,24 @@ impl Worker {
     }
 
     async fn send_checkpoint(&mut self) -> Result<(), ComponentError> {
-        let Some(position) = self.position() else { return Ok(()) };
-        self.send(SourceItem::Checkpoint(Checkpoint::none()), Some(position)).await
+        let Some(position) = self.position() else {
+            return Ok(());
+        };
+        self.send(SourceItem::Checkpoint(Checkpoint::none()), Some(position))
+            .await
     }
 
-    async fn send(&mut self, item: SourceItem, position: Option<StreamPosition>) -> Result<(), ComponentError> {
+    async fn send(
+        &mut self,
+        item: SourceItem,
+        position: Option<StreamPosition>,
+    ) -> Result<(), ComponentError> {
         self.last_checkpoint = Instant::now();
-        let output = DbOutput { db: self.db.clone(), item, position };
+        let output = DbOutput {
+            db: self.db.clone(),
+            item,
+            position,
+        };
         tokio::select! {
             r = self.out.send(Ok(output)) => r.map_err(|_| ComponentError::permanent(SourceError("the source was closed".into()))),
             _ = self.shutdown.cancelled() => Ok(()),
@@ -755,11 +905,17 @@ fn finish_sync(rt: &mut TableRt, progress: &Progress) {
 }
 
 /// Converts rows and attaches the table's state after them.
-fn convert(rt: &mut TableRt, rows: &[RowInput<'_>], ops: Vec<RowOp>) -> Result<ChangeBatch, ComponentError> {
-    let records = rt
-        .converter
-        .convert(rows)
-        .map_err(|e| ComponentError::permanent(SourceError(format!("converting `{}` to table {}: {e}", rt.state.source, rt.table.id))))?;
+fn convert(
+    rt: &mut TableRt,
+    rows: &[RowInput<'_>],
+    ops: Vec<RowOp>,
+) -> Result<ChangeBatch, ComponentError> {
+    let records = rt.converter.convert(rows).map_err(|e| {
+        ComponentError::permanent(SourceError(format!(
+            "converting `{}` to table {}: {e}",
+            rt.state.source, rt.table.id
+        )))
+    })?;
     rt.state.schema = rt.converter.state().to_json();
     let checkpoint = table_checkpoint(rt)?;
     ChangeBatch::new(rt.table.clone(), records, ops, checkpoint).map_err(ComponentError::permanent)
@@ -772,9 +928,18 @@ fn table_checkpoint(rt: &TableRt) -> Result<Checkpoint, ComponentError> {
 
 fn range_job(table: usize, range: usize, state: &RangeState) -> Result<RangeJob, ComponentError> {
     let id = |v: &Option<serde_json::Value>| -> Result<Option<Bson>, ComponentError> {
-        v.as_ref().map(id_from_json).transpose().map_err(|e| ComponentError::permanent(SourceError(e.to_string())))
+        v.as_ref()
+            .map(id_from_json)
+            .transpose()
+            .map_err(|e| ComponentError::permanent(SourceError(e.to_string())))
     };
-    Ok(RangeJob { table, range, lo: id(&state.lo)?, hi: id(&state.hi)?, after: id(&state.after)? })
+    Ok(RangeJob {
+        table,
+        range,
+        lo: id(&state.lo)?,
+        hi: id(&state.hi)?,
+        after: id(&state.after)?,
+    })
 }
 
 /// Readers report the table index with the epoch in the high bits, so pages of a superseded copy
@@ -790,7 +955,11 @@ impl EpochSender {
     fn tag(&self, msg: ReaderMsg) -> ReaderMsg {
         let tag = |t: usize| t | ((self.epoch as usize) << EPOCH_SHIFT);
         match msg {
-            ReaderMsg::Started { table, range, low } => ReaderMsg::Started { table: tag(table), range, low },
+            ReaderMsg::Started { table, range, low } => ReaderMsg::Started {
+                table: tag(table),
+                range,
+                low,
+            },
             ReaderMsg::Chunk(mut c) => {
                 c.table = tag(c.table);
                 ReaderMsg::Chunk(c)
@@ -801,13 +970,8 @@ impl EpochSender {
 }
 
 fn untag(table: usize) -> (usize, u64) {
-    (table & ((1 << EPOCH_SHIFT) - 1), (table >> EPOCH_SHIFT) as u64)
-}
-
-#[allow(dead_code)]
-fn _assert_send() {
-    fn is_send<T: Send>(_: T) {}
-    let _ = |s: WorkerSetup| is_send(run(s));
-    let _ = Duration::ZERO;
-    let _: Option<RawBsonRef<'_>> = None;
+    (
+        table & ((1 << EPOCH_SHIFT) - 1),
+        (table >> EPOCH_SHIFT) as u64,
+    )
 }

@@ -1,0 +1,241 @@
+//! The `mongodb` source: connects, resumes every database's worker from the checkpoint, and merges
+//! their output into one ordered stream of items, each carrying the source-wide stream positions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bson::doc;
+use mirror_core::component::{BuildError, Source, SourceConfig, SourceContext, SourceItem};
+use mirror_core::model::{Checkpoint, CheckpointState, Partition};
+use mirror_core::ComponentError;
+use mongodb::options::ClientOptions;
+use mongodb::Client;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::MongoSourceConfig;
+use crate::discovery;
+use crate::errors::SourceError;
+use crate::progress::Progress;
+use crate::state::{Phase, SourceState, StreamPosition, TableState, STATE_VERSION};
+use crate::stream::StartAt;
+use crate::worker::{self, DbOutput, Targets, WorkerSetup};
+
+mirror_core::register_source!(
+    "mongodb",
+    MongoSourceConfig,
+    "MongoDB collections: initial sync, then change streams"
+);
+
+#[async_trait]
+impl SourceConfig for MongoSourceConfig {
+    async fn build(&self, cx: SourceContext) -> Result<Box<dyn Source>, BuildError> {
+        let fail = |m: String| BuildError::new(&cx.name, m);
+        self.validate().map_err(&fail)?;
+        let saved = match cx.resume.source() {
+            Some(s) => SourceState::load(s).map_err(|e| fail(e.to_string()))?,
+            None => SourceState {
+                version: STATE_VERSION,
+                ..Default::default()
+            },
+        };
+        let mut tables: BTreeMap<String, Vec<TableState>> = BTreeMap::new();
+        for (id, state) in cx.resume.tables() {
+            let t = TableState::load(state).map_err(|e| fail(format!("table {id}: {e}")))?;
+            let db = t
+                .source
+                .split_once('.')
+                .map(|(d, _)| d.to_owned())
+                .unwrap_or_default();
+            tables.entry(db).or_default().push(t);
+        }
+        let client = connect(self).await.map_err(|e| fail(e.to_string()))?;
+        let mut dbs = discovery::databases(&client, self)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        for db in tables.keys().chain(saved.databases.keys()) {
+            if !dbs.contains(db) && self.wants_database(db) {
+                dbs.push(db.clone());
+            }
+        }
+        if dbs.is_empty() {
+            return Err(fail("no database matches `databases`".into()));
+        }
+        let (tx, rx) = mpsc::channel(8);
+        let shutdown = cx.shutdown.child_token();
+        let progress = Progress::new(self.progress);
+        let targets = Targets::default();
+        let config = Arc::new(self.clone());
+        for db in &dbs {
+            let start = match saved.databases.get(db) {
+                Some(p) => StartAt::ResumeAfter(p.token.clone()),
+                None => StartAt::Now,
+            };
+            info!(source = %cx.name, db = %db, resume = ?start, "watching database");
+            tokio::spawn(worker::run(WorkerSetup {
+                client: client.clone(),
+                db: db.clone(),
+                config: config.clone(),
+                tables: cx.tables.clone(),
+                start,
+                saved: tables.remove(db).unwrap_or_default(),
+                out: tx.clone(),
+                shutdown: shutdown.clone(),
+                progress: progress.clone(),
+                targets: targets.clone(),
+            }));
+        }
+        Ok(Box::new(MongoSource {
+            rx,
+            state: saved,
+            shutdown,
+        }))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} (databases {:?}, collections {:?})",
+            self.uri.redacted(),
+            self.databases,
+            self.collections
+        )
+    }
+
+    fn describe_state(&self, state: &CheckpointState) -> String {
+        if let Ok(t) = TableState::load(state) {
+            return match t.phase {
+                Phase::InitialSync => {
+                    let pct = if t.estimated > 0 {
+                        (t.copied as f64 / t.estimated as f64 * 100.0).min(100.0)
+                    } else {
+                        0.0
+                    };
+                    format!(
+                        "{}: initial sync {pct:.0}% ({} of ~{} documents), {} change events",
+                        t.source, t.copied, t.estimated, t.events
+                    )
+                }
+                Phase::Streaming => format!(
+                    "{}: streaming, {} documents copied, {} change events",
+                    t.source, t.copied, t.events
+                ),
+            };
+        }
+        match SourceState::load(state) {
+            Ok(s) => s
+                .databases
+                .iter()
+                .map(|(db, p)| {
+                    format!(
+                        "{db}: change stream at cluster time {} ({})",
+                        p.cluster_time,
+                        lag(p)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            Err(_) => format!("{state:?}"),
+        }
+    }
+}
+
+fn lag(p: &StreamPosition) -> String {
+    match p.seconds() {
+        Some(s) => {
+            let behind = chrono::Utc::now().timestamp() - i64::from(s);
+            format!("{}s behind now", behind.max(0))
+        }
+        None => "unknown lag".into(),
+    }
+}
+
+/// Connects and checks the deployment can serve change streams.
+async fn connect(config: &MongoSourceConfig) -> Result<Client, SourceError> {
+    let redacted = config.uri.redacted();
+    let mut options = ClientOptions::parse(config.uri.expose())
+        .await
+        .map_err(|e| {
+            SourceError(format!(
+                "cannot use the MongoDB URI {redacted}: {}",
+                without_uri(&e.to_string(), config)
+            ))
+        })?;
+    options
+        .app_name
+        .get_or_insert_with(|| format!("mirror/{}", mirror_core::VERSION));
+    let client = Client::with_options(options).map_err(|e| {
+        SourceError(format!(
+            "cannot create a MongoDB client for {redacted}: {e}"
+        ))
+    })?;
+    let hello = client
+        .database("admin")
+        .run_command(doc! {"hello": 1})
+        .await
+        .map_err(|e| {
+            SourceError(format!(
+                "cannot reach MongoDB at {redacted}: {}",
+                crate::errors::classify(e, "hello")
+            ))
+        })?;
+    let is_router = hello.get_str("msg") == Ok("isdbgrid");
+    if hello.get_str("setName").is_err() && !is_router {
+        return Err(SourceError(format!(
+            "{redacted} is a standalone server; change streams need a replica set or a sharded cluster (a single-node replica set works: start mongod with --replSet)"
+        )));
+    }
+    Ok(client)
+}
+
+/// Removes the URI from a driver message, in case it quotes it.
+fn without_uri(message: &str, config: &MongoSourceConfig) -> String {
+    message.replace(config.uri.expose(), &config.uri.redacted())
+}
+
+/// The running source.
+struct MongoSource {
+    rx: mpsc::Receiver<Result<DbOutput, ComponentError>>,
+    state: SourceState,
+    shutdown: CancellationToken,
+}
+
+#[async_trait]
+impl Source for MongoSource {
+    async fn next(&mut self) -> Result<Option<SourceItem>, ComponentError> {
+        let Some(output) = self.rx.recv().await else {
+            return Ok(None);
+        };
+        let output = output?;
+        if let Some(position) = output.position {
+            self.state.databases.insert(output.db, position);
+        }
+        let source = CheckpointState::from_json(&self.state).map_err(ComponentError::permanent)?;
+        Ok(Some(match output.item {
+            SourceItem::Batch(batch) => {
+                let (table, rows, ops, checkpoint) = batch.clone().into_parts();
+                let truncates = batch.truncates();
+                let mut merged = Checkpoint::none().with(Partition::Source, source);
+                merged.merge(checkpoint);
+                if truncates {
+                    SourceItem::Batch(mirror_core::ChangeBatch::truncate(table, merged))
+                } else {
+                    SourceItem::Batch(
+                        mirror_core::ChangeBatch::new(table, rows, ops, merged)
+                            .map_err(ComponentError::permanent)?,
+                    )
+                }
+            }
+            SourceItem::Checkpoint(mut checkpoint) => {
+                checkpoint.merge(Checkpoint::source(source));
+                SourceItem::Checkpoint(checkpoint)
+            }
+        }))
+    }
+
+    async fn close(&mut self) -> Result<(), ComponentError> {
+        self.shutdown.cancel();
+        Ok(())
+    }
+}
