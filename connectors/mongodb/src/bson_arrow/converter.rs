@@ -21,8 +21,9 @@ use mirror_core::mapping::{
     TableMapping, TableSchemaState, Value,
 };
 
-use super::json::write_value;
-use super::key::encode_key;
+use super::json::{with_bv, write_bv};
+use super::key::encode_key_bv;
+use super::reader::{check_document, get, key_str, Bv, Elements};
 use super::values::{classify, kind_of};
 use super::ConvertError;
 
@@ -74,6 +75,7 @@ pub struct BsonConverter {
     builder: BatchBuilder,
     stats: OverflowStats,
     key: String,
+    has_key: bool,
     scratch: String,
     overflow_json: String,
 }
@@ -96,6 +98,7 @@ impl BsonConverter {
             builder,
             stats: OverflowStats::new(),
             key: String::new(),
+            has_key: false,
             scratch: String::new(),
             overflow_json: String::new(),
         })
@@ -130,7 +133,8 @@ impl BsonConverter {
         let mut seen: HashMap<usize, Inference> = HashMap::new();
         let mut order = Vec::new();
         for doc in docs {
-            self.sample_walk(ROOT, doc, &mut seen, &mut order)?;
+            check_document(doc.as_bytes())?;
+            self.sample_walk(ROOT, doc.as_bytes(), &mut seen, &mut order)?;
         }
         for slot in order {
             if self.slots[slot].column.is_some() {
@@ -147,23 +151,21 @@ impl BsonConverter {
     fn sample_walk(
         &mut self,
         node: usize,
-        doc: &RawDocument,
+        doc: &[u8],
         seen: &mut HashMap<usize, Inference>,
         order: &mut Vec<usize>,
     ) -> Result<(), ConvertError> {
-        for (pos, elem) in doc.iter_elements().enumerate() {
-            let elem = elem?;
-            let key = elem.key();
-            if node == ROOT && key == "_id" {
+        for (pos, item) in Elements::new(doc).enumerate() {
+            let (key, value) = item?;
+            if node == ROOT && key == b"_id" {
                 continue;
             }
-            let slot = self.lookup(node, pos, key);
+            let slot = self.lookup(node, pos, key)?;
             let Some(plan) = &self.slots[slot].plan else {
                 continue;
             };
             let (flatten, scalar) = (plan.flatten, plan.scalar);
-            let value = elem.value()?;
-            if let (RawBsonRef::Document(sub), true) = (value, flatten) {
+            if let (Bv::Document(sub), true) = (value, flatten) {
                 let child = self.child(slot);
                 self.sample_walk(child, sub, seen, order)?;
                 continue;
@@ -207,17 +209,21 @@ impl BsonConverter {
         for (i, row) in rows.iter().enumerate() {
             match row {
                 RowInput::Delete(id) => {
-                    encode_key(&mut self.key, *id)?;
-                    self.builder.begin_row(&self.key);
-                    self.builder.end_row();
+                    with_bv(*id, |bv| encode_key_bv(&mut self.key, bv))?;
+                    self.builder.begin_row();
+                    self.builder.end_row(&self.key);
                 }
                 RowInput::Document(doc) => {
-                    let id = doc.get("_id")?.ok_or(ConvertError::MissingId)?;
-                    encode_key(&mut self.key, id)?;
-                    self.builder.begin_row(&self.key);
+                    let bytes = doc.as_bytes();
+                    check_document(bytes)?;
+                    self.builder.begin_row();
+                    self.has_key = false;
                     let end = rows.len().min(i + self.mapping.sample_size.max(1));
-                    self.walk(ROOT, doc, &rows[i..end])?;
-                    self.builder.end_row();
+                    self.walk(ROOT, bytes, &rows[i..end])?;
+                    if !self.has_key {
+                        return Err(ConvertError::MissingId);
+                    }
+                    self.builder.end_row(&self.key);
                 }
             }
         }
@@ -227,23 +233,30 @@ impl BsonConverter {
     fn walk(
         &mut self,
         node: usize,
-        doc: &RawDocument,
+        doc: &[u8],
         ahead: &[RowInput<'_>],
     ) -> Result<(), ConvertError> {
-        for (pos, elem) in doc.iter_elements().enumerate() {
-            let elem = elem?;
-            let key = elem.key();
-            if node == ROOT && key == "_id" {
+        for (pos, item) in Elements::new(doc).enumerate() {
+            let (key, value) = item?;
+            if node == ROOT && key == b"_id" {
+                if self.has_key {
+                    // A repeated `_id` (never stored by MongoDB): keep it rather than lose it.
+                    self.overflow_json.clear();
+                    write_bv(&mut self.overflow_json, value, JsonFlavor::Relaxed)?;
+                    self.builder.add_overflow("_id", &self.overflow_json);
+                } else {
+                    encode_key_bv(&mut self.key, value)?;
+                    self.has_key = true;
+                }
                 continue;
             }
-            let slot = self.lookup(node, pos, key);
+            let slot = self.lookup(node, pos, key)?;
             let Some(plan) = &self.slots[slot].plan else {
                 continue;
             };
             let (flatten, scalar) = (plan.flatten, plan.scalar);
-            let value = elem.value()?;
-            if let (RawBsonRef::Document(sub), true) = (value, flatten) {
-                if sub.is_empty() {
+            if let (Bv::Document(sub), true) = (value, flatten) {
+                if sub.len() == 5 {
                     // Flattening an empty document would leave no trace of it.
                     self.builder.add_overflow(&self.slots[slot].dotted, "{}");
                     continue;
@@ -263,10 +276,10 @@ impl BsonConverter {
     fn put(
         &mut self,
         slot: usize,
-        value: RawBsonRef<'_>,
+        value: Bv<'_>,
         ahead: &[RowInput<'_>],
     ) -> Result<(), ConvertError> {
-        let is_null = matches!(value, RawBsonRef::Null | RawBsonRef::Undefined);
+        let is_null = matches!(value, Bv::Null | Bv::Undefined);
         let column = match self.slots[slot].column {
             Some(c) => c,
             None => {
@@ -287,7 +300,7 @@ impl BsonConverter {
             self.builder.append(column, Value::Null)
         } else if ty.is_json() {
             self.scratch.clear();
-            write_value(&mut self.scratch, value, self.mapping.json)?;
+            write_bv(&mut self.scratch, value, self.mapping.json)?;
             self.builder.append(column, Value::Json(&self.scratch))
         } else {
             let v = classify(value, self.mapping.json, &mut buf, &mut self.scratch)?;
@@ -303,11 +316,11 @@ impl BsonConverter {
         &mut self,
         slot: usize,
         column: usize,
-        value: RawBsonRef<'_>,
+        value: Bv<'_>,
         misfit: Misfit,
     ) -> Result<(), ConvertError> {
         self.overflow_json.clear();
-        write_value(&mut self.overflow_json, value, JsonFlavor::Relaxed)?;
+        write_bv(&mut self.overflow_json, value, JsonFlavor::Relaxed)?;
         let dotted = &self.slots[slot].dotted;
         self.builder.add_overflow(dotted, &self.overflow_json);
         self.stats.record(
@@ -331,7 +344,7 @@ impl BsonConverter {
             let RowInput::Document(doc) = row else {
                 continue;
             };
-            if let Some(v) = value_at(doc, &s.path) {
+            if let Some(v) = value_at(doc.as_bytes(), &s.path) {
                 if let Some(kind) = kind_of(&v, plan.flatten) {
                     inference.observe(kind);
                 }
@@ -350,12 +363,13 @@ impl BsonConverter {
     }
 
     #[inline]
-    fn lookup(&mut self, node: usize, pos: usize, key: &str) -> usize {
+    fn lookup(&mut self, node: usize, pos: usize, key: &[u8]) -> Result<usize, ConvertError> {
         if let Some(&s) = self.nodes[node].recent.get(pos) {
-            if &*self.slots[s].key == key {
-                return s;
+            if self.slots[s].key.as_bytes() == key {
+                return Ok(s);
             }
         }
+        let key = key_str(key)?;
         let slot = match self.nodes[node].by_key.get(key) {
             Some(&s) => s,
             None => self.new_slot(node, key),
@@ -366,7 +380,7 @@ impl BsonConverter {
         } else if pos == recent.len() {
             recent.push(slot);
         }
-        slot
+        Ok(slot)
     }
 
     fn new_slot(&mut self, node: usize, key: &str) -> usize {
@@ -401,11 +415,14 @@ impl BsonConverter {
 }
 
 /// The value at `path` in `doc`, through sub-documents.
-fn value_at<'a>(doc: &'a RawDocument, path: &[String]) -> Option<RawBsonRef<'a>> {
+fn value_at<'a>(doc: &'a [u8], path: &[String]) -> Option<Bv<'a>> {
     let (last, parents) = path.split_last()?;
     let mut d = doc;
     for p in parents {
-        d = d.get(p).ok()??.as_document()?;
+        match get(d, p)? {
+            Bv::Document(sub) => d = sub,
+            _ => return None,
+        }
     }
-    d.get(last).ok()?
+    get(d, last)
 }
