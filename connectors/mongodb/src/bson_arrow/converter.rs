@@ -426,3 +426,40 @@ fn value_at<'a>(doc: &'a [u8], path: &[String]) -> Option<Bv<'a>> {
     }
     get(d, last)
 }
+
+/// The aggregation pipeline that reads a table's type-inference sample, following its mapping:
+/// `[{$sample: {size: n}}]` for `sample = "random"`, `[{$limit: n}]` for `sample = "first"`; `None`
+/// when `sample_size = 0`. Feed the documents to [`BsonConverter::observe_sample`].
+pub fn sample_pipeline(mapping: &TableMapping) -> Option<Vec<bson::Document>> {
+    let size = i64::try_from(mapping.sample_size).unwrap_or(i64::MAX);
+    match (size, mapping.sample) {
+        (0, _) => None,
+        (n, mirror_core::mapping::SampleMethod::Random) => {
+            Some(vec![bson::doc! { "$sample": { "size": n } }])
+        }
+        (n, mirror_core::mapping::SampleMethod::First) => Some(vec![bson::doc! { "$limit": n }]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mirror_core::mapping::SampleMethod;
+
+    #[test]
+    fn sample_pipelines_follow_the_mapping() {
+        let mut m = TableMapping::default();
+        assert_eq!(
+            sample_pipeline(&m),
+            Some(vec![bson::doc! { "$sample": { "size": 1000i64 } }])
+        );
+        m.sample = SampleMethod::First;
+        m.sample_size = 5;
+        assert_eq!(
+            sample_pipeline(&m),
+            Some(vec![bson::doc! { "$limit": 5i64 }])
+        );
+        m.sample_size = 0;
+        assert_eq!(sample_pipeline(&m), None);
+    }
+}

@@ -21,7 +21,7 @@ mod key;
 mod reader;
 mod values;
 
-pub use converter::{BsonConverter, RowInput};
+pub use converter::{sample_pipeline, BsonConverter, RowInput};
 pub use json::{write_document, write_value};
 pub use key::encode_key;
 pub use values::decimal_parts;
