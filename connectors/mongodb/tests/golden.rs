@@ -678,7 +678,22 @@ fn renames_excludes_includes_and_name_rules_shape_the_columns() {
         "a_b": 1, "a b": 2, "A$B": 3, "": 4,
         "x".repeat(130): 5,
     };
-    let batch = convert(m, &[d]);
+    let mut conv = converter(m);
+    let batch = conv.convert_documents(&[&raw(&d)]).unwrap();
+    // The collisions are recorded for `mirror check` (and logged).
+    let collisions: Vec<(String, String)> = conv
+        .state()
+        .collisions()
+        .iter()
+        .map(|c| (c.path.join("."), c.got.clone()))
+        .collect();
+    assert_eq!(
+        collisions,
+        [
+            ("a b".to_owned(), "a_b__2".to_owned()),
+            ("A$B".to_owned(), "A_B__3".to_owned())
+        ]
+    );
     let long = format!("{}_", "x".repeat(119));
     let names = column_names(&batch);
     assert_eq!(

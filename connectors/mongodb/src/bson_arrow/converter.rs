@@ -447,6 +447,12 @@ mod tests {
     use mirror_core::mapping::SampleMethod;
 
     #[test]
+    fn a_converter_can_move_to_another_task() {
+        fn assert_send<T: Send + 'static>() {}
+        assert_send::<BsonConverter>();
+    }
+
+    #[test]
     fn sample_pipelines_follow_the_mapping() {
         let mut m = TableMapping::default();
         assert_eq!(

@@ -14,6 +14,25 @@
 //! time the key is seen.
 //!
 //! The type table and rules are in `docs/type-mapping.md`.
+//!
+//! ```
+//! use bson::rawdoc;
+//! use mirror_core::mapping::{TableMapping, TableSchemaState};
+//! use mirror_mongodb::bson_arrow::{BsonConverter, RowInput};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // On start: the table's mapping from mirror.toml and its saved state (or a new one).
+//! let mut conv = BsonConverter::new("shop.orders", TableMapping::default(), TableSchemaState::new())?;
+//! let a = rawdoc! { "_id": 1, "total": 9.5, "tags": ["x"] };
+//! let gone = bson::RawBson::Int32(2);
+//! let batch = conv.convert(&[RowInput::Document(&a), RowInput::Delete(gone.as_raw_bson_ref())])?;
+//! let names: Vec<_> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+//! assert_eq!(names, ["_id", "total", "tags", "_mirror_overflow"]);
+//! // With each batch: the state goes into the table's checkpoint.
+//! let saved = conv.state().to_json();
+//! assert_eq!(TableSchemaState::from_json(saved)?.columns().len(), 2);
+//! # Ok(()) }
+//! ```
 
 mod converter;
 mod json;
