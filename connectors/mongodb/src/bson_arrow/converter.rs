@@ -1,10 +1,12 @@
 //! The per-table converter: raw BSON documents straight into Arrow builders.
 //!
 //! Each field path gets a *slot* once (its mapping rule, its column, its child node when flattened);
-//! documents are then walked element by element. A node remembers which slot the i-th element of the
-//! previous document had, so documents with the usual field order resolve each field with one string
-//! comparison instead of a hash lookup. Values go straight from [`RawBsonRef`] into the builders; only
-//! JSON columns and overflowing values are rendered as text.
+//! documents are then walked element by element with the crate's raw BSON reader. Each slot
+//! remembers which slot followed it in the last document (and each node which slot came first), so
+//! documents with the usual field order resolve each field with one byte comparison instead of a
+//! UTF-8 check and a hash lookup, and a missing or extra field costs one lookup, not the rest of the
+//! document. Values go straight into the Arrow builders; only JSON columns and overflowing values
+//! are rendered as text.
 //!
 //! A field without a column gets one the first time a non-null value shows up: its pinned type, or
 //! the type inferred from the values at that path in this and the following documents of the batch
@@ -42,8 +44,8 @@ struct Node {
     /// The path of the sub-document this node reads (empty for the root).
     path: Vec<String>,
     by_key: HashMap<Box<str>, usize>,
-    /// Slot of the i-th element of the last document seen here.
-    recent: Vec<usize>,
+    /// The slot of the first element of the last document seen here.
+    first: Option<usize>,
 }
 
 impl Node {
@@ -51,7 +53,7 @@ impl Node {
         Self {
             path,
             by_key: HashMap::new(),
-            recent: Vec::new(),
+            first: None,
         }
     }
 }
@@ -63,6 +65,8 @@ struct Slot {
     plan: Option<FieldPlan>,
     column: Option<usize>,
     child: Option<usize>,
+    /// The slot that followed this one in the last document.
+    next: Option<usize>,
 }
 
 /// Converts one table's documents into Arrow batches with the table's full, stable column set.
@@ -155,12 +159,14 @@ impl BsonConverter {
         seen: &mut HashMap<usize, Inference>,
         order: &mut Vec<usize>,
     ) -> Result<(), ConvertError> {
-        for (pos, item) in Elements::new(doc).enumerate() {
+        let mut prev = None;
+        for item in Elements::new(doc) {
             let (key, value) = item?;
             if node == ROOT && key == b"_id" {
                 continue;
             }
-            let slot = self.lookup(node, pos, key)?;
+            let slot = self.lookup(node, prev, key)?;
+            prev = Some(slot);
             let Some(plan) = &self.slots[slot].plan else {
                 continue;
             };
@@ -236,7 +242,8 @@ impl BsonConverter {
         doc: &[u8],
         ahead: &[RowInput<'_>],
     ) -> Result<(), ConvertError> {
-        for (pos, item) in Elements::new(doc).enumerate() {
+        let mut prev = None;
+        for item in Elements::new(doc) {
             let (key, value) = item?;
             if node == ROOT && key == b"_id" {
                 if self.has_key {
@@ -250,7 +257,8 @@ impl BsonConverter {
                 }
                 continue;
             }
-            let slot = self.lookup(node, pos, key)?;
+            let slot = self.lookup(node, prev, key)?;
+            prev = Some(slot);
             let Some(plan) = &self.slots[slot].plan else {
                 continue;
             };
@@ -362,9 +370,19 @@ impl BsonConverter {
         Ok(column)
     }
 
+    /// The slot of field `key` of `node`, coming after slot `prev` in the current document.
     #[inline]
-    fn lookup(&mut self, node: usize, pos: usize, key: &[u8]) -> Result<usize, ConvertError> {
-        if let Some(&s) = self.nodes[node].recent.get(pos) {
+    fn lookup(
+        &mut self,
+        node: usize,
+        prev: Option<usize>,
+        key: &[u8],
+    ) -> Result<usize, ConvertError> {
+        let predicted = match prev {
+            Some(p) => self.slots[p].next,
+            None => self.nodes[node].first,
+        };
+        if let Some(s) = predicted {
             if self.slots[s].key.as_bytes() == key {
                 return Ok(s);
             }
@@ -374,11 +392,9 @@ impl BsonConverter {
             Some(&s) => s,
             None => self.new_slot(node, key),
         };
-        let recent = &mut self.nodes[node].recent;
-        if pos < recent.len() {
-            recent[pos] = slot;
-        } else if pos == recent.len() {
-            recent.push(slot);
+        match prev {
+            Some(p) => self.slots[p].next = Some(slot),
+            None => self.nodes[node].first = Some(slot),
         }
         Ok(slot)
     }
@@ -398,6 +414,7 @@ impl BsonConverter {
             path,
             plan,
             child: None,
+            next: None,
         });
         self.nodes[node].by_key.insert(key.into(), slot);
         slot
