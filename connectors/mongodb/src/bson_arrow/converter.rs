@@ -82,6 +82,8 @@ pub struct BsonConverter {
     has_key: bool,
     scratch: String,
     overflow_json: String,
+    /// Fields the slot cache did not predict (resolved by a hash lookup).
+    cache_misses: u64,
 }
 
 impl BsonConverter {
@@ -103,6 +105,7 @@ impl BsonConverter {
             stats: OverflowStats::new(),
             key: String::new(),
             has_key: false,
+            cache_misses: 0,
             scratch: String::new(),
             overflow_json: String::new(),
         })
@@ -387,6 +390,7 @@ impl BsonConverter {
                 return Ok(s);
             }
         }
+        self.cache_misses += 1;
         let key = key_str(key)?;
         let slot = match self.nodes[node].by_key.get(key) {
             Some(&s) => s,
@@ -462,6 +466,31 @@ pub fn sample_pipeline(mapping: &TableMapping) -> Option<Vec<bson::Document>> {
 mod tests {
     use super::*;
     use mirror_core::mapping::SampleMethod;
+
+    #[test]
+    fn the_slot_cache_resolves_usual_documents_without_lookups() {
+        let mut conv = BsonConverter::new(
+            "t",
+            TableMapping {
+                flatten_depth: 1,
+                ..TableMapping::default()
+            },
+            TableSchemaState::new(),
+        )
+        .unwrap();
+        let full = bson::rawdoc! { "_id": 1, "a": 1, "b": { "x": 1, "y": 2 }, "c": "s" };
+        let short = bson::rawdoc! { "_id": 2, "a": 1, "c": "s" };
+        conv.convert_documents(&[&full]).unwrap();
+        // First sight: a, b, b.x, b.y, c.
+        assert_eq!(conv.cache_misses, 5);
+        conv.convert_documents(&[&full, &full, &full]).unwrap();
+        assert_eq!(conv.cache_misses, 5);
+        // A missing field costs one lookup where the chain breaks, and one where it resumes.
+        conv.convert_documents(&[&short]).unwrap();
+        assert_eq!(conv.cache_misses, 6);
+        conv.convert_documents(&[&full]).unwrap();
+        assert_eq!(conv.cache_misses, 7);
+    }
 
     #[test]
     fn a_converter_can_move_to_another_task() {
