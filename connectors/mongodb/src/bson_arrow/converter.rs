@@ -25,7 +25,7 @@ use mirror_core::mapping::{
 
 use super::json::{with_bv, write_bv};
 use super::key::encode_key_bv;
-use super::reader::{check_document, get, key_str, Bv, Elements};
+use super::reader::{check_document, key_str, Bv, Elements};
 use super::values::{classify, kind_of};
 use super::ConvertError;
 
@@ -84,6 +84,12 @@ pub struct BsonConverter {
     overflow_json: String,
     /// Fields the slot cache did not predict (resolved by a hash lookup).
     cache_misses: u64,
+    /// Index of the row being converted in the current batch.
+    row: usize,
+    /// Kinds of values per slot in the rows `..window_end` of the current batch, counted once for
+    /// all new fields (see `infer`).
+    window: HashMap<usize, Inference>,
+    window_end: usize,
 }
 
 impl BsonConverter {
@@ -106,6 +112,9 @@ impl BsonConverter {
             key: String::new(),
             has_key: false,
             cache_misses: 0,
+            row: 0,
+            window: HashMap::new(),
+            window_end: 0,
             scratch: String::new(),
             overflow_json: String::new(),
         })
@@ -215,7 +224,10 @@ impl BsonConverter {
     }
 
     fn convert_rows(&mut self, rows: &[RowInput<'_>]) -> Result<RecordBatch, ConvertError> {
+        self.window.clear();
+        self.window_end = 0;
         for (i, row) in rows.iter().enumerate() {
+            self.row = i;
             match row {
                 RowInput::Delete(id) => {
                     with_bv(*id, |bv| encode_key_bv(&mut self.key, bv))?;
@@ -299,7 +311,7 @@ impl BsonConverter {
                     // Null needs no column: missing and null read the same.
                     return Ok(());
                 }
-                match self.infer(slot, ahead) {
+                match self.infer(slot, &value, ahead)? {
                     Some(ty) => self.add_column(slot, ty)?,
                     None => return Ok(()),
                 }
@@ -343,25 +355,46 @@ impl BsonConverter {
         Ok(())
     }
 
-    /// The type of a new column from the values at its path in the rows ahead (this one included).
-    fn infer(&self, slot: usize, ahead: &[RowInput<'_>]) -> Option<ColumnType> {
-        let s = &self.slots[slot];
-        let plan = s.plan.as_ref()?;
+    /// The type of a new column: pinned, or inferred from the values at its path in this and the
+    /// following rows of the batch (`ahead`, up to `sample_size` rows).
+    ///
+    /// The rows ahead are walked once for every field without a column (not once per new field),
+    /// so documents that keep bringing new fields cost one extra walk per row at most.
+    fn infer(
+        &mut self,
+        slot: usize,
+        current: &Bv<'_>,
+        ahead: &[RowInput<'_>],
+    ) -> Result<Option<ColumnType>, ConvertError> {
+        let Some(plan) = self.slots[slot].plan.as_ref() else {
+            return Ok(None);
+        };
         if let Some(pinned) = plan.pinned {
-            return Some(pinned);
+            return Ok(Some(pinned));
         }
-        let mut inference = Inference::new();
-        for row in ahead {
-            let RowInput::Document(doc) = row else {
-                continue;
-            };
-            if let Some(v) = value_at(doc.as_bytes(), &s.path) {
-                if let Some(kind) = kind_of(&v, plan.flatten) {
-                    inference.observe(kind);
+        let flatten = plan.flatten;
+        if self.row >= self.window_end {
+            let mut window = std::mem::take(&mut self.window);
+            window.clear();
+            let mut order = Vec::new();
+            for row in ahead {
+                if let RowInput::Document(doc) = row {
+                    self.sample_walk(ROOT, doc.as_bytes(), &mut window, &mut order)?;
                 }
             }
+            self.window = window;
+            self.window_end = self.row + ahead.len();
         }
-        inference.infer()
+        Ok(match self.window.get(&slot) {
+            Some(inference) if inference.has_values() => inference.infer(),
+            _ => {
+                let mut inference = Inference::new();
+                if let Some(kind) = kind_of(current, flatten) {
+                    inference.observe(kind);
+                }
+                inference.infer()
+            }
+        })
     }
 
     fn add_column(&mut self, slot: usize, ty: ColumnType) -> Result<usize, ConvertError> {
@@ -433,19 +466,6 @@ impl BsonConverter {
         self.slots[slot].child = Some(c);
         c
     }
-}
-
-/// The value at `path` in `doc`, through sub-documents.
-fn value_at<'a>(doc: &'a [u8], path: &[String]) -> Option<Bv<'a>> {
-    let (last, parents) = path.split_last()?;
-    let mut d = doc;
-    for p in parents {
-        match get(d, p)? {
-            Bv::Document(sub) => d = sub,
-            _ => return None,
-        }
-    }
-    get(d, last)
 }
 
 /// The aggregation pipeline that reads a table's type-inference sample, following its mapping:

@@ -279,6 +279,7 @@ pub(crate) fn key_str(key: &[u8]) -> Result<&str, ReadError> {
 }
 
 /// The value at `key` in a document, if any (the first one, if repeated).
+#[cfg(test)]
 pub(crate) fn get<'a>(doc: &'a [u8], key: &str) -> Option<Bv<'a>> {
     Elements::new(doc)
         .map_while(Result::ok)
