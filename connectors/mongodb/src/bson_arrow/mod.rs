@@ -43,6 +43,7 @@ mod values;
 pub use converter::{sample_pipeline, BsonConverter, RowInput};
 pub use json::{write_document, write_value};
 pub use key::encode_key;
+pub use reader::ReadError;
 pub use values::decimal_parts;
 
 /// Why documents could not be converted.
