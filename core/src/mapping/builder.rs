@@ -1,7 +1,7 @@
 //! Building a table's Arrow batch row by row from classified values, with the overflow column.
 //!
-//! A reader starts a row with its key, appends each field's [`Value`] to the field's column and
-//! ends the row. A value the column does not accept is refused ([`Misfit`]); the reader then adds the
+//! A reader starts a row, appends each field's [`Value`] to the field's column and ends the row
+//! with its key. A value the column does not accept is refused ([`Misfit`]); the reader then adds the
 //! field to the row's overflow object (JSON text of the non-fitting fields, keyed by field path) and
 //! the typed column keeps NULL for that row. Columns a row does not mention are NULL. The finished
 //! batch has the table's full column set ([`TableSchemaState::arrow_schema`]).
@@ -44,6 +44,11 @@ enum ColumnBuilder {
 
 impl ColumnBuilder {
     fn new(ty: ColumnType, capacity: usize) -> Result<Self, ArrowError> {
+        Self::sized(ty, capacity, capacity * 8)
+    }
+
+    /// A builder for `rows` rows and, for text and binary, `bytes` bytes of values.
+    fn sized(ty: ColumnType, capacity: usize, bytes: usize) -> Result<Self, ArrowError> {
         Ok(match ty {
             ColumnType::String
             | ColumnType::ObjectId
@@ -51,7 +56,7 @@ impl ColumnBuilder {
             | ColumnType::DecimalText
             | ColumnType::ExtJson
             | ColumnType::Json => {
-                ColumnBuilder::Utf8(ty, StringBuilder::with_capacity(capacity, capacity * 8))
+                ColumnBuilder::Utf8(ty, StringBuilder::with_capacity(capacity, bytes))
             }
             ColumnType::Int64 => ColumnBuilder::Int64(Int64Builder::with_capacity(capacity)),
             ColumnType::Double => ColumnBuilder::Double(Float64Builder::with_capacity(capacity)),
@@ -60,7 +65,7 @@ impl ColumnBuilder {
                 TimestampMillisecondBuilder::with_capacity(capacity).with_timezone("UTC"),
             ),
             ColumnType::Binary => {
-                ColumnBuilder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 8))
+                ColumnBuilder::Binary(BinaryBuilder::with_capacity(capacity, bytes))
             }
             ColumnType::Decimal { precision, scale } => ColumnBuilder::Decimal(
                 precision,
@@ -130,6 +135,30 @@ impl ColumnBuilder {
         Ok(())
     }
 
+    /// Bytes of text or binary values so far (0 for fixed-width columns).
+    fn value_bytes(&self) -> usize {
+        match self {
+            ColumnBuilder::Utf8(_, b) => b.values_slice().len(),
+            ColumnBuilder::Binary(b) => b.values_slice().len(),
+            _ => 0,
+        }
+    }
+
+    fn column_type(&self) -> ColumnType {
+        match self {
+            ColumnBuilder::Utf8(ty, _) => *ty,
+            ColumnBuilder::Int64(_) => ColumnType::Int64,
+            ColumnBuilder::Double(_) => ColumnType::Double,
+            ColumnBuilder::Bool(_) => ColumnType::Bool,
+            ColumnBuilder::Timestamp(_) => ColumnType::Timestamp,
+            ColumnBuilder::Binary(_) => ColumnType::Binary,
+            ColumnBuilder::Decimal(precision, scale, _) => ColumnType::Decimal {
+                precision: *precision,
+                scale: *scale,
+            },
+        }
+    }
+
     fn finish(&mut self) -> ArrayRef {
         match self {
             ColumnBuilder::Utf8(_, b) => Arc::new(b.finish()),
@@ -184,10 +213,9 @@ impl BatchBuilder {
         self.rows
     }
 
-    /// Starts a row with its key.
-    pub fn begin_row(&mut self, key: &str) {
+    /// Starts a row.
+    pub fn begin_row(&mut self) {
         debug_assert!(!self.in_row, "begin_row inside a row");
-        self.key.append_value(key);
         self.in_row = true;
     }
 
@@ -219,9 +247,10 @@ impl BatchBuilder {
         self.row_overflow.push_str(json);
     }
 
-    /// Ends the current row.
-    pub fn end_row(&mut self) {
+    /// Ends the current row with its key (readers often find the key while reading the row).
+    pub fn end_row(&mut self, key: &str) {
         debug_assert!(self.in_row, "end_row outside a row");
+        self.key.append_value(key);
         if self.row_overflow.is_empty() {
             self.overflow.append_null();
         } else {
@@ -242,14 +271,22 @@ impl BatchBuilder {
         }
         self.sync_columns(state)?;
         let rows = self.rows;
+        // The next batch is likely the size of this one: size the fresh builders for it, so that
+        // appends do not grow (and copy) buffers again and again.
+        let next_rows = rows.max(self.capacity);
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len() + 2);
-        arrays.push(Arc::new(self.key.finish()));
+        let key_bytes = self.key.values_slice().len();
+        let mut key = StringBuilder::with_capacity(next_rows, key_bytes);
+        std::mem::swap(&mut key, &mut self.key);
+        arrays.push(Arc::new(key.finish()));
         for c in &mut self.columns {
             let len = c.len();
             if len < rows {
                 c.append_nulls(rows - len);
             }
-            arrays.push(c.finish());
+            let mut fresh = ColumnBuilder::sized(c.column_type(), next_rows, c.value_bytes())?;
+            std::mem::swap(&mut fresh, c);
+            arrays.push(fresh.finish());
         }
         arrays.push(Arc::new(self.overflow.finish()));
         self.rows = 0;
@@ -313,15 +350,15 @@ mod tests {
         state.add_column(p("n"), "n", ColumnType::Int64);
         state.add_column(p("x"), "x", ColumnType::Double);
         let mut b = BatchBuilder::new(&state, 4).unwrap();
-        b.begin_row("k1");
+        b.begin_row();
         assert_eq!(b.append(0, Value::Int(5)), Ok(()));
         assert_eq!(b.append(1, Value::Int(2)), Ok(()));
-        b.end_row();
-        b.begin_row("k2");
+        b.end_row("k1");
+        b.begin_row();
         assert_eq!(b.append(1, Value::String("abc")), Err(Misfit::Type));
         b.add_overflow("x", "\"abc\"");
         assert_eq!(b.append(1, Value::Int(i64::MAX)), Err(Misfit::Type));
-        b.end_row();
+        b.end_row("k2");
         // A column added mid-batch.
         let d = state.add_column(
             p("d"),
@@ -332,7 +369,7 @@ mod tests {
             },
         );
         b.sync_columns(&state).unwrap();
-        b.begin_row("k3");
+        b.begin_row();
         let dec = Decimal::Finite {
             negative: false,
             coefficient: 12345,
@@ -344,7 +381,7 @@ mod tests {
         assert_eq!(b.append(0, Value::Int(1)), Err(Misfit::Repeated));
         b.add_overflow("n", "1");
         b.add_overflow("we\"ird", "{\"$oid\":\"00\"}");
-        b.end_row();
+        b.end_row("k3");
         let batch = b.finish(&state).unwrap();
         assert_eq!(batch.num_rows(), 3);
         assert_eq!(batch.schema(), state.arrow_schema());
@@ -365,8 +402,8 @@ mod tests {
         assert_eq!(o.value(1), r#"{"x":"abc"}"#);
         assert_eq!(o.value(2), r#"{"n":1,"we\"ird":{"$oid":"00"}}"#);
         // The builder is reusable.
-        b.begin_row("k4");
-        b.end_row();
+        b.begin_row();
+        b.end_row("k4");
         assert_eq!(b.finish(&state).unwrap().num_rows(), 1);
     }
 

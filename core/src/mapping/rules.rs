@@ -527,6 +527,90 @@ mod tests {
         assert_eq!(issues.len(), expected.len(), "{issues:#?}");
     }
 
+    /// A sink that only parses, so that whole `mirror.toml` files can be read in these tests.
+    #[derive(Debug, Deserialize)]
+    struct ParseOnlySink {}
+
+    #[async_trait::async_trait]
+    impl crate::component::SinkConfig for ParseOnlySink {
+        async fn build(
+            &self,
+            cx: crate::component::SinkContext,
+        ) -> Result<Box<dyn crate::component::Sink>, crate::component::BuildError> {
+            Err(crate::component::BuildError::new(cx.name, "test only"))
+        }
+    }
+
+    crate::register_sink!("mapping-test-sink", ParseOnlySink, "parses only (tests)");
+
+    const PIPELINE: &str = r#"
+[sources.gen]
+type = "generator"
+
+[sinks.out]
+type = "mapping-test-sink"
+inputs = ["gen"]
+"#;
+
+    #[test]
+    fn mirror_toml_declares_mappings_and_locates_mistakes() {
+        let text = format!(
+            "{PIPELINE}
+[tables.\"*\"]
+json = \"canonical\"
+
+[tables.\"shop.orders\"]
+target = \"sales.schema/orders\"
+types = {{ total = \"decimal(18,2)\" }}
+flatten_depth = 1
+"
+        );
+        let config = crate::config::MirrorConfig::parse(&text, "mirror.toml").unwrap();
+        let m = TableMapping::resolve(&config.tables, "shop.orders");
+        assert_eq!(m.json, JsonFlavor::Canonical);
+        assert_eq!(m.flatten_depth, 1);
+        assert_eq!(
+            m.types.get("total"),
+            Some(&ColumnType::Decimal {
+                precision: 18,
+                scale: 2
+            })
+        );
+        assert!(check(&config.tables).is_empty());
+
+        let text = format!(
+            "{PIPELINE}
+[tables.\"shop.orders\"]
+types = {{ total = \"decimal(50,2)\" }}
+"
+        );
+        let err = crate::config::MirrorConfig::parse(&text, "mirror.toml").unwrap_err();
+        let located = err.located().expect("a located error");
+        assert_eq!(located.line, 10);
+        assert_eq!(located.column, 19);
+        assert!(located.key.starts_with("tables"), "{err}");
+        assert!(
+            located
+                .message
+                .contains("`decimal(50,2)`: decimal precision must be 1..=38"),
+            "{}",
+            located.message
+        );
+
+        let text = format!("{PIPELINE}\n[tables.\"shop.orders\"]\nflaten_depth = 1\n");
+        let err = crate::config::MirrorConfig::parse(&text, "mirror.toml").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `flaten_depth`"),
+            "{err}"
+        );
+        let text = format!("{PIPELINE}\n[tables.\"shop.orders\"]\njson = \"pretty\"\n");
+        let err = crate::config::MirrorConfig::parse(&text, "mirror.toml").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown variant `pretty`"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn check_fields_reports_collisions_of_derived_names() {
         let m = TableMapping {

@@ -143,20 +143,44 @@ impl fmt::Display for Decimal {
                 if negative {
                     f.write_str("-")?;
                 }
-                let digits = coefficient.to_string();
+                // Up to 39 digits, written without allocating (most coefficients fit a u64,
+                // whose division is much cheaper than u128's).
+                let mut buf = [0u8; 40];
+                let mut i = buf.len();
+                let mut c = coefficient;
+                while c > u64::MAX as u128 {
+                    i -= 1;
+                    buf[i] = b'0' + (c % 10) as u8;
+                    c /= 10;
+                }
+                let mut c = c as u64;
+                loop {
+                    i -= 1;
+                    buf[i] = b'0' + (c % 10) as u8;
+                    c /= 10;
+                    if c == 0 {
+                        break;
+                    }
+                }
+                // Only ASCII digits were written.
+                let digits = std::str::from_utf8(&buf[i..]).unwrap_or("0");
                 let n = digits.len() as i64;
                 let exponent = exponent as i64;
                 let adjusted = exponent + n - 1;
                 if exponent <= 0 && adjusted >= -6 {
                     if exponent == 0 {
-                        return f.write_str(&digits);
+                        return f.write_str(digits);
                     }
                     let point = n + exponent; // digits before the point
                     if point > 0 {
                         let (int, frac) = digits.split_at(point as usize);
                         write!(f, "{int}.{frac}")
                     } else {
-                        write!(f, "0.{}{digits}", "0".repeat((-point) as usize))
+                        f.write_str("0.")?;
+                        for _ in 0..-point {
+                            f.write_str("0")?;
+                        }
+                        f.write_str(digits)
                     }
                 } else {
                     let (first, rest) = digits.split_at(1);

@@ -1,10 +1,12 @@
 //! The per-table converter: raw BSON documents straight into Arrow builders.
 //!
 //! Each field path gets a *slot* once (its mapping rule, its column, its child node when flattened);
-//! documents are then walked element by element. A node remembers which slot the i-th element of the
-//! previous document had, so documents with the usual field order resolve each field with one string
-//! comparison instead of a hash lookup. Values go straight from [`RawBsonRef`] into the builders; only
-//! JSON columns and overflowing values are rendered as text.
+//! documents are then walked element by element with the crate's raw BSON reader. Each slot
+//! remembers which slot followed it in the last document (and each node which slot came first), so
+//! documents with the usual field order resolve each field with one byte comparison instead of a
+//! UTF-8 check and a hash lookup, and a missing or extra field costs one lookup, not the rest of the
+//! document. Values go straight into the Arrow builders; only JSON columns and overflowing values
+//! are rendered as text.
 //!
 //! A field without a column gets one the first time a non-null value shows up: its pinned type, or
 //! the type inferred from the values at that path in this and the following documents of the batch
@@ -21,8 +23,9 @@ use mirror_core::mapping::{
     TableMapping, TableSchemaState, Value,
 };
 
-use super::json::write_value;
-use super::key::encode_key;
+use super::json::{with_bv, write_bv};
+use super::key::encode_key_bv;
+use super::reader::{check_document, key_str, Bv, Elements};
 use super::values::{classify, kind_of};
 use super::ConvertError;
 
@@ -41,8 +44,8 @@ struct Node {
     /// The path of the sub-document this node reads (empty for the root).
     path: Vec<String>,
     by_key: HashMap<Box<str>, usize>,
-    /// Slot of the i-th element of the last document seen here.
-    recent: Vec<usize>,
+    /// The slot of the first element of the last document seen here.
+    first: Option<usize>,
 }
 
 impl Node {
@@ -50,7 +53,7 @@ impl Node {
         Self {
             path,
             by_key: HashMap::new(),
-            recent: Vec::new(),
+            first: None,
         }
     }
 }
@@ -62,6 +65,8 @@ struct Slot {
     plan: Option<FieldPlan>,
     column: Option<usize>,
     child: Option<usize>,
+    /// The slot that followed this one in the last document.
+    next: Option<usize>,
 }
 
 /// Converts one table's documents into Arrow batches with the table's full, stable column set.
@@ -74,8 +79,17 @@ pub struct BsonConverter {
     builder: BatchBuilder,
     stats: OverflowStats,
     key: String,
+    has_key: bool,
     scratch: String,
     overflow_json: String,
+    /// Fields the slot cache did not predict (resolved by a hash lookup).
+    cache_misses: u64,
+    /// Index of the row being converted in the current batch.
+    row: usize,
+    /// Kinds of values per slot in the rows `..window_end` of the current batch, counted once for
+    /// all new fields (see `infer`).
+    window: HashMap<usize, Inference>,
+    window_end: usize,
 }
 
 impl BsonConverter {
@@ -96,6 +110,11 @@ impl BsonConverter {
             builder,
             stats: OverflowStats::new(),
             key: String::new(),
+            has_key: false,
+            cache_misses: 0,
+            row: 0,
+            window: HashMap::new(),
+            window_end: 0,
             scratch: String::new(),
             overflow_json: String::new(),
         })
@@ -130,7 +149,8 @@ impl BsonConverter {
         let mut seen: HashMap<usize, Inference> = HashMap::new();
         let mut order = Vec::new();
         for doc in docs {
-            self.sample_walk(ROOT, doc, &mut seen, &mut order)?;
+            check_document(doc.as_bytes())?;
+            self.sample_walk(ROOT, doc.as_bytes(), &mut seen, &mut order)?;
         }
         for slot in order {
             if self.slots[slot].column.is_some() {
@@ -147,23 +167,23 @@ impl BsonConverter {
     fn sample_walk(
         &mut self,
         node: usize,
-        doc: &RawDocument,
+        doc: &[u8],
         seen: &mut HashMap<usize, Inference>,
         order: &mut Vec<usize>,
     ) -> Result<(), ConvertError> {
-        for (pos, elem) in doc.iter_elements().enumerate() {
-            let elem = elem?;
-            let key = elem.key();
-            if node == ROOT && key == "_id" {
+        let mut prev = None;
+        for item in Elements::new(doc) {
+            let (key, value) = item?;
+            if node == ROOT && key == b"_id" {
                 continue;
             }
-            let slot = self.lookup(node, pos, key);
+            let slot = self.lookup(node, prev, key)?;
+            prev = Some(slot);
             let Some(plan) = &self.slots[slot].plan else {
                 continue;
             };
             let (flatten, scalar) = (plan.flatten, plan.scalar);
-            let value = elem.value()?;
-            if let (RawBsonRef::Document(sub), true) = (value, flatten) {
+            if let (Bv::Document(sub), true) = (value, flatten) {
                 let child = self.child(slot);
                 self.sample_walk(child, sub, seen, order)?;
                 continue;
@@ -204,20 +224,27 @@ impl BsonConverter {
     }
 
     fn convert_rows(&mut self, rows: &[RowInput<'_>]) -> Result<RecordBatch, ConvertError> {
+        self.window.clear();
+        self.window_end = 0;
         for (i, row) in rows.iter().enumerate() {
+            self.row = i;
             match row {
                 RowInput::Delete(id) => {
-                    encode_key(&mut self.key, *id)?;
-                    self.builder.begin_row(&self.key);
-                    self.builder.end_row();
+                    with_bv(*id, |bv| encode_key_bv(&mut self.key, bv))?;
+                    self.builder.begin_row();
+                    self.builder.end_row(&self.key);
                 }
                 RowInput::Document(doc) => {
-                    let id = doc.get("_id")?.ok_or(ConvertError::MissingId)?;
-                    encode_key(&mut self.key, id)?;
-                    self.builder.begin_row(&self.key);
+                    let bytes = doc.as_bytes();
+                    check_document(bytes)?;
+                    self.builder.begin_row();
+                    self.has_key = false;
                     let end = rows.len().min(i + self.mapping.sample_size.max(1));
-                    self.walk(ROOT, doc, &rows[i..end])?;
-                    self.builder.end_row();
+                    self.walk(ROOT, bytes, &rows[i..end])?;
+                    if !self.has_key {
+                        return Err(ConvertError::MissingId);
+                    }
+                    self.builder.end_row(&self.key);
                 }
             }
         }
@@ -227,23 +254,32 @@ impl BsonConverter {
     fn walk(
         &mut self,
         node: usize,
-        doc: &RawDocument,
+        doc: &[u8],
         ahead: &[RowInput<'_>],
     ) -> Result<(), ConvertError> {
-        for (pos, elem) in doc.iter_elements().enumerate() {
-            let elem = elem?;
-            let key = elem.key();
-            if node == ROOT && key == "_id" {
+        let mut prev = None;
+        for item in Elements::new(doc) {
+            let (key, value) = item?;
+            if node == ROOT && key == b"_id" {
+                if self.has_key {
+                    // A repeated `_id` (never stored by MongoDB): keep it rather than lose it.
+                    self.overflow_json.clear();
+                    write_bv(&mut self.overflow_json, value, JsonFlavor::Relaxed)?;
+                    self.builder.add_overflow("_id", &self.overflow_json);
+                } else {
+                    encode_key_bv(&mut self.key, value)?;
+                    self.has_key = true;
+                }
                 continue;
             }
-            let slot = self.lookup(node, pos, key);
+            let slot = self.lookup(node, prev, key)?;
+            prev = Some(slot);
             let Some(plan) = &self.slots[slot].plan else {
                 continue;
             };
             let (flatten, scalar) = (plan.flatten, plan.scalar);
-            let value = elem.value()?;
-            if let (RawBsonRef::Document(sub), true) = (value, flatten) {
-                if sub.is_empty() {
+            if let (Bv::Document(sub), true) = (value, flatten) {
+                if sub.len() == 5 {
                     // Flattening an empty document would leave no trace of it.
                     self.builder.add_overflow(&self.slots[slot].dotted, "{}");
                     continue;
@@ -263,10 +299,10 @@ impl BsonConverter {
     fn put(
         &mut self,
         slot: usize,
-        value: RawBsonRef<'_>,
+        value: Bv<'_>,
         ahead: &[RowInput<'_>],
     ) -> Result<(), ConvertError> {
-        let is_null = matches!(value, RawBsonRef::Null | RawBsonRef::Undefined);
+        let is_null = matches!(value, Bv::Null | Bv::Undefined);
         let column = match self.slots[slot].column {
             Some(c) => c,
             None => {
@@ -275,7 +311,7 @@ impl BsonConverter {
                     // Null needs no column: missing and null read the same.
                     return Ok(());
                 }
-                match self.infer(slot, ahead) {
+                match self.infer(slot, &value, ahead)? {
                     Some(ty) => self.add_column(slot, ty)?,
                     None => return Ok(()),
                 }
@@ -287,7 +323,7 @@ impl BsonConverter {
             self.builder.append(column, Value::Null)
         } else if ty.is_json() {
             self.scratch.clear();
-            write_value(&mut self.scratch, value, self.mapping.json)?;
+            write_bv(&mut self.scratch, value, self.mapping.json)?;
             self.builder.append(column, Value::Json(&self.scratch))
         } else {
             let v = classify(value, self.mapping.json, &mut buf, &mut self.scratch)?;
@@ -303,11 +339,11 @@ impl BsonConverter {
         &mut self,
         slot: usize,
         column: usize,
-        value: RawBsonRef<'_>,
+        value: Bv<'_>,
         misfit: Misfit,
     ) -> Result<(), ConvertError> {
         self.overflow_json.clear();
-        write_value(&mut self.overflow_json, value, JsonFlavor::Relaxed)?;
+        write_bv(&mut self.overflow_json, value, JsonFlavor::Relaxed)?;
         let dotted = &self.slots[slot].dotted;
         self.builder.add_overflow(dotted, &self.overflow_json);
         self.stats.record(
@@ -319,25 +355,46 @@ impl BsonConverter {
         Ok(())
     }
 
-    /// The type of a new column from the values at its path in the rows ahead (this one included).
-    fn infer(&self, slot: usize, ahead: &[RowInput<'_>]) -> Option<ColumnType> {
-        let s = &self.slots[slot];
-        let plan = s.plan.as_ref()?;
+    /// The type of a new column: pinned, or inferred from the values at its path in this and the
+    /// following rows of the batch (`ahead`, up to `sample_size` rows).
+    ///
+    /// The rows ahead are walked once for every field without a column (not once per new field),
+    /// so documents that keep bringing new fields cost one extra walk per row at most.
+    fn infer(
+        &mut self,
+        slot: usize,
+        current: &Bv<'_>,
+        ahead: &[RowInput<'_>],
+    ) -> Result<Option<ColumnType>, ConvertError> {
+        let Some(plan) = self.slots[slot].plan.as_ref() else {
+            return Ok(None);
+        };
         if let Some(pinned) = plan.pinned {
-            return Some(pinned);
+            return Ok(Some(pinned));
         }
-        let mut inference = Inference::new();
-        for row in ahead {
-            let RowInput::Document(doc) = row else {
-                continue;
-            };
-            if let Some(v) = value_at(doc, &s.path) {
-                if let Some(kind) = kind_of(&v, plan.flatten) {
-                    inference.observe(kind);
+        let flatten = plan.flatten;
+        if self.row >= self.window_end {
+            let mut window = std::mem::take(&mut self.window);
+            window.clear();
+            let mut order = Vec::new();
+            for row in ahead {
+                if let RowInput::Document(doc) = row {
+                    self.sample_walk(ROOT, doc.as_bytes(), &mut window, &mut order)?;
                 }
             }
+            self.window = window;
+            self.window_end = self.row + ahead.len();
         }
-        inference.infer()
+        Ok(match self.window.get(&slot) {
+            Some(inference) if inference.has_values() => inference.infer(),
+            _ => {
+                let mut inference = Inference::new();
+                if let Some(kind) = kind_of(current, flatten) {
+                    inference.observe(kind);
+                }
+                inference.infer()
+            }
+        })
     }
 
     fn add_column(&mut self, slot: usize, ty: ColumnType) -> Result<usize, ConvertError> {
@@ -349,24 +406,34 @@ impl BsonConverter {
         Ok(column)
     }
 
+    /// The slot of field `key` of `node`, coming after slot `prev` in the current document.
     #[inline]
-    fn lookup(&mut self, node: usize, pos: usize, key: &str) -> usize {
-        if let Some(&s) = self.nodes[node].recent.get(pos) {
-            if &*self.slots[s].key == key {
-                return s;
+    fn lookup(
+        &mut self,
+        node: usize,
+        prev: Option<usize>,
+        key: &[u8],
+    ) -> Result<usize, ConvertError> {
+        let predicted = match prev {
+            Some(p) => self.slots[p].next,
+            None => self.nodes[node].first,
+        };
+        if let Some(s) = predicted {
+            if self.slots[s].key.as_bytes() == key {
+                return Ok(s);
             }
         }
+        self.cache_misses += 1;
+        let key = key_str(key)?;
         let slot = match self.nodes[node].by_key.get(key) {
             Some(&s) => s,
             None => self.new_slot(node, key),
         };
-        let recent = &mut self.nodes[node].recent;
-        if pos < recent.len() {
-            recent[pos] = slot;
-        } else if pos == recent.len() {
-            recent.push(slot);
+        match prev {
+            Some(p) => self.slots[p].next = Some(slot),
+            None => self.nodes[node].first = Some(slot),
         }
-        slot
+        Ok(slot)
     }
 
     fn new_slot(&mut self, node: usize, key: &str) -> usize {
@@ -384,6 +451,7 @@ impl BsonConverter {
             path,
             plan,
             child: None,
+            next: None,
         });
         self.nodes[node].by_key.insert(key.into(), slot);
         slot
@@ -400,12 +468,70 @@ impl BsonConverter {
     }
 }
 
-/// The value at `path` in `doc`, through sub-documents.
-fn value_at<'a>(doc: &'a RawDocument, path: &[String]) -> Option<RawBsonRef<'a>> {
-    let (last, parents) = path.split_last()?;
-    let mut d = doc;
-    for p in parents {
-        d = d.get(p).ok()??.as_document()?;
+/// The aggregation pipeline that reads a table's type-inference sample, following its mapping:
+/// `[{$sample: {size: n}}]` for `sample = "random"`, `[{$limit: n}]` for `sample = "first"`; `None`
+/// when `sample_size = 0`. Feed the documents to [`BsonConverter::observe_sample`].
+pub fn sample_pipeline(mapping: &TableMapping) -> Option<Vec<bson::Document>> {
+    let size = i64::try_from(mapping.sample_size).unwrap_or(i64::MAX);
+    match (size, mapping.sample) {
+        (0, _) => None,
+        (n, mirror_core::mapping::SampleMethod::Random) => {
+            Some(vec![bson::doc! { "$sample": { "size": n } }])
+        }
+        (n, mirror_core::mapping::SampleMethod::First) => Some(vec![bson::doc! { "$limit": n }]),
     }
-    d.get(last).ok()?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mirror_core::mapping::SampleMethod;
+
+    #[test]
+    fn the_slot_cache_resolves_usual_documents_without_lookups() {
+        let mut conv = BsonConverter::new(
+            "t",
+            TableMapping {
+                flatten_depth: 1,
+                ..TableMapping::default()
+            },
+            TableSchemaState::new(),
+        )
+        .unwrap();
+        let full = bson::rawdoc! { "_id": 1, "a": 1, "b": { "x": 1, "y": 2 }, "c": "s" };
+        let short = bson::rawdoc! { "_id": 2, "a": 1, "c": "s" };
+        conv.convert_documents(&[&full]).unwrap();
+        // First sight: a, b, b.x, b.y, c.
+        assert_eq!(conv.cache_misses, 5);
+        conv.convert_documents(&[&full, &full, &full]).unwrap();
+        assert_eq!(conv.cache_misses, 5);
+        // A missing field costs one lookup where the chain breaks, and one where it resumes.
+        conv.convert_documents(&[&short]).unwrap();
+        assert_eq!(conv.cache_misses, 6);
+        conv.convert_documents(&[&full]).unwrap();
+        assert_eq!(conv.cache_misses, 7);
+    }
+
+    #[test]
+    fn a_converter_can_move_to_another_task() {
+        fn assert_send<T: Send + 'static>() {}
+        assert_send::<BsonConverter>();
+    }
+
+    #[test]
+    fn sample_pipelines_follow_the_mapping() {
+        let mut m = TableMapping::default();
+        assert_eq!(
+            sample_pipeline(&m),
+            Some(vec![bson::doc! { "$sample": { "size": 1000i64 } }])
+        );
+        m.sample = SampleMethod::First;
+        m.sample_size = 5;
+        assert_eq!(
+            sample_pipeline(&m),
+            Some(vec![bson::doc! { "$limit": 5i64 }])
+        );
+        m.sample_size = 0;
+        assert_eq!(sample_pipeline(&m), None);
+    }
 }

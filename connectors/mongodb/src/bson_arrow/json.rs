@@ -13,13 +13,15 @@
 
 use std::fmt::Write as _;
 
-use bson::raw::{RawArray, RawBsonRef, RawDocument};
+use bson::raw::{RawBsonRef, RawDocument};
+use bson::RawDocumentBuf;
 use mirror_core::mapping::json::{
     write_iso_millis, write_json_f64, write_json_string, year_of_millis,
 };
 use mirror_core::mapping::JsonFlavor;
 
-use super::values::{as_uuid, decimal_parts, object_id_hex, uuid_text};
+use super::reader::{key_str, Bv, Elements};
+use super::values::{as_uuid, decimal_from_bytes, object_id_hex, uuid_text};
 use super::ConvertError;
 
 /// Appends `doc` as a JSON object.
@@ -28,34 +30,88 @@ pub fn write_document(
     doc: &RawDocument,
     flavor: JsonFlavor,
 ) -> Result<(), ConvertError> {
-    out.push('{');
-    for (i, elem) in doc.iter().enumerate() {
-        let (key, value) = elem?;
-        if i > 0 {
-            out.push(',');
-        }
-        write_json_string(out, key);
-        out.push(':');
-        write_value(out, value, flavor)?;
-    }
-    out.push('}');
-    Ok(())
+    write_bv(out, Bv::Document(doc.as_bytes()), flavor)
 }
 
-/// Appends `arr` as a JSON array.
-pub fn write_array(
+/// Appends one value as JSON in `flavor`.
+pub fn write_value(
     out: &mut String,
-    arr: &RawArray,
+    value: RawBsonRef<'_>,
     flavor: JsonFlavor,
 ) -> Result<(), ConvertError> {
-    out.push('[');
-    for (i, value) in arr.into_iter().enumerate() {
+    with_bv(value, |bv| write_bv(out, bv, flavor))
+}
+
+/// Calls `f` with the reader's form of a bson value (copying only arrays and DBPointers, whose
+/// bytes or parts the bson crate does not expose).
+pub(crate) fn with_bv<R>(
+    value: RawBsonRef<'_>,
+    f: impl FnOnce(Bv<'_>) -> Result<R, ConvertError>,
+) -> Result<R, ConvertError> {
+    match value {
+        RawBsonRef::Double(v) => f(Bv::Double(v)),
+        RawBsonRef::String(s) => f(Bv::String(s)),
+        RawBsonRef::Document(d) => f(Bv::Document(d.as_bytes())),
+        RawBsonRef::Array(a) => {
+            let mut doc = RawDocumentBuf::new();
+            for (i, v) in a.into_iter().enumerate() {
+                let v = v.map_err(|e| ConvertError::Malformed(e.to_string()))?;
+                doc.append_ref(i.to_string(), v);
+            }
+            f(Bv::Array(doc.as_bytes()))
+        }
+        RawBsonRef::Boolean(b) => f(Bv::Bool(b)),
+        RawBsonRef::Null => f(Bv::Null),
+        RawBsonRef::RegularExpression(re) => f(Bv::Regex(re.pattern, re.options)),
+        RawBsonRef::JavaScriptCode(c) => f(Bv::Code(c)),
+        RawBsonRef::JavaScriptCodeWithScope(c) => f(Bv::CodeWithScope(c.code, c.scope.as_bytes())),
+        RawBsonRef::Int32(v) => f(Bv::Int32(v)),
+        RawBsonRef::Int64(v) => f(Bv::Int64(v)),
+        RawBsonRef::Timestamp(t) => f(Bv::Timestamp {
+            time: t.time,
+            increment: t.increment,
+        }),
+        RawBsonRef::Binary(b) => f(Bv::Binary(b.subtype.into(), b.bytes)),
+        RawBsonRef::ObjectId(id) => f(Bv::ObjectId(&id.bytes())),
+        RawBsonRef::DateTime(d) => f(Bv::DateTime(d.timestamp_millis())),
+        RawBsonRef::Symbol(s) => f(Bv::Symbol(s)),
+        RawBsonRef::Decimal128(d) => f(Bv::Decimal(&d.bytes())),
+        RawBsonRef::Undefined => f(Bv::Undefined),
+        RawBsonRef::MaxKey => f(Bv::MaxKey),
+        RawBsonRef::MinKey => f(Bv::MinKey),
+        RawBsonRef::DbPointer(p) => {
+            // The bson crate keeps a DBPointer's parts private; its serde form is
+            // `{"$dbPointer":{"$ref":ns,"$id":{"$oid":hex}}}`. DBPointers are deprecated and rare.
+            let v = serde_json::to_value(p)
+                .map_err(|e| ConvertError::Malformed(format!("DBPointer: {e}")))?;
+            let ns = v["$dbPointer"]["$ref"].as_str().unwrap_or_default();
+            let hex = v["$dbPointer"]["$id"]["$oid"].as_str().unwrap_or_default();
+            let id = bson::oid::ObjectId::parse_str(hex)
+                .map_err(|e| ConvertError::Malformed(format!("DBPointer: {e}")))?;
+            f(Bv::DbPointer(ns, &id.bytes()))
+        }
+    }
+}
+
+fn write_elements(
+    out: &mut String,
+    doc: &[u8],
+    flavor: JsonFlavor,
+    array: bool,
+) -> Result<(), ConvertError> {
+    out.push(if array { '[' } else { '{' });
+    for (i, item) in Elements::new(doc).enumerate() {
+        let (key, value) = item?;
         if i > 0 {
             out.push(',');
         }
-        write_value(out, value?, flavor)?;
+        if !array {
+            write_json_string(out, key_str(key)?);
+            out.push(':');
+        }
+        write_bv(out, value, flavor)?;
     }
-    out.push(']');
+    out.push(if array { ']' } else { '}' });
     Ok(())
 }
 
@@ -89,16 +145,16 @@ fn non_finite(v: f64) -> &'static str {
 }
 
 /// Appends one value as JSON in `flavor`.
-pub fn write_value(
+pub(crate) fn write_bv(
     out: &mut String,
-    value: RawBsonRef<'_>,
+    value: Bv<'_>,
     flavor: JsonFlavor,
 ) -> Result<(), ConvertError> {
     let canonical = flavor == JsonFlavor::Canonical;
     let plain = flavor == JsonFlavor::Plain;
     let mut buf = [0u8; 36];
     match value {
-        RawBsonRef::Double(v) => {
+        Bv::Double(v) => {
             if canonical {
                 out.push_str("{\"$numberDouble\":\"");
                 if !write_json_f64(out, v) {
@@ -113,83 +169,71 @@ pub fn write_value(
                 }
             }
         }
-        RawBsonRef::String(s) => write_json_string(out, s),
-        RawBsonRef::Document(d) => write_document(out, d, flavor)?,
-        RawBsonRef::Array(a) => write_array(out, a, flavor)?,
-        RawBsonRef::Boolean(b) => out.push_str(if b { "true" } else { "false" }),
-        RawBsonRef::Null => out.push_str("null"),
-        RawBsonRef::Undefined if plain => out.push_str("null"),
-        RawBsonRef::Undefined => out.push_str("{\"$undefined\":true}"),
-        RawBsonRef::RegularExpression(re) => {
+        Bv::String(s) => write_json_string(out, s),
+        Bv::Document(d) => write_elements(out, d, flavor, false)?,
+        Bv::Array(d) => write_elements(out, d, flavor, true)?,
+        Bv::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        Bv::Null => out.push_str("null"),
+        Bv::Undefined if plain => out.push_str("null"),
+        Bv::Undefined => out.push_str("{\"$undefined\":true}"),
+        Bv::Regex(pattern, options) => {
             if plain {
-                let text = format!("/{}/{}", re.pattern, re.options);
+                let text = format!("/{pattern}/{options}");
                 write_json_string(out, &text);
             } else {
-                let mut options: Vec<char> = re.options.chars().collect();
-                options.sort_unstable();
-                let options: String = options.into_iter().collect();
+                let mut sorted: Vec<char> = options.chars().collect();
+                sorted.sort_unstable();
+                let sorted: String = sorted.into_iter().collect();
                 out.push_str("{\"$regularExpression\":{\"pattern\":");
-                write_json_string(out, re.pattern);
+                write_json_string(out, pattern);
                 out.push_str(",\"options\":");
-                write_json_string(out, &options);
+                write_json_string(out, &sorted);
                 out.push_str("}}");
             }
         }
-        RawBsonRef::JavaScriptCode(code) if plain => write_json_string(out, code),
-        RawBsonRef::JavaScriptCode(code) => {
+        Bv::Code(code) if plain => write_json_string(out, code),
+        Bv::Code(code) => {
             out.push_str("{\"$code\":");
             write_json_string(out, code);
             out.push('}');
         }
-        RawBsonRef::JavaScriptCodeWithScope(cws) => {
+        Bv::CodeWithScope(code, scope) => {
             out.push_str("{\"$code\":");
-            write_json_string(out, cws.code);
+            write_json_string(out, code);
             out.push_str(",\"$scope\":");
-            write_document(out, cws.scope, flavor)?;
+            write_elements(out, scope, flavor, false)?;
             out.push('}');
         }
-        RawBsonRef::Int32(v) if canonical => {
+        Bv::Int32(v) if canonical => {
             let _ = write!(out, "{{\"$numberInt\":\"{v}\"}}");
         }
-        RawBsonRef::Int64(v) if canonical => {
+        Bv::Int64(v) if canonical => {
             let _ = write!(out, "{{\"$numberLong\":\"{v}\"}}");
         }
-        RawBsonRef::Int32(v) => write_i64(out, v as i64),
-        RawBsonRef::Int64(v) => write_i64(out, v),
-        RawBsonRef::Timestamp(ts) if plain => {
-            let _ = write!(out, "{{\"t\":{},\"i\":{}}}", ts.time, ts.increment);
+        Bv::Int32(v) => write_i64(out, v as i64),
+        Bv::Int64(v) => write_i64(out, v),
+        Bv::Timestamp { time, increment } if plain => {
+            let _ = write!(out, "{{\"t\":{time},\"i\":{increment}}}");
         }
-        RawBsonRef::Timestamp(ts) => {
-            let _ = write!(
-                out,
-                "{{\"$timestamp\":{{\"t\":{},\"i\":{}}}}}",
-                ts.time, ts.increment
-            );
+        Bv::Timestamp { time, increment } => {
+            let _ = write!(out, "{{\"$timestamp\":{{\"t\":{time},\"i\":{increment}}}}}");
         }
-        RawBsonRef::Binary(b) => {
-            let uuid = as_uuid(b.subtype, b.bytes);
+        Bv::Binary(subtype, bytes) => {
             if plain {
-                match uuid {
-                    Some(u) => {
-                        out.push('"');
-                        out.push_str(uuid_text(u, &mut buf));
-                        out.push('"');
-                    }
-                    None => {
-                        out.push('"');
-                        base64_into(out, b.bytes);
-                        out.push('"');
-                    }
+                out.push('"');
+                match as_uuid(subtype, bytes) {
+                    Some(u) => out.push_str(uuid_text(u, &mut buf)),
+                    None => base64_into(out, bytes),
                 }
+                out.push('"');
             } else {
                 out.push_str("{\"$binary\":{\"base64\":\"");
-                base64_into(out, b.bytes);
-                let subtype: u8 = b.subtype.into();
+                base64_into(out, bytes);
                 let _ = write!(out, "\",\"subType\":\"{subtype:02x}\"}}}}");
             }
         }
-        RawBsonRef::ObjectId(id) => {
-            let hex = object_id_hex(&id, &mut buf);
+        Bv::ObjectId(id) => {
+            let hex = object_id_hex(id, &mut buf);
             if plain {
                 out.push('"');
                 out.push_str(hex);
@@ -200,8 +244,7 @@ pub fn write_value(
                 out.push_str("\"}");
             }
         }
-        RawBsonRef::DateTime(d) => {
-            let ms = d.timestamp_millis();
+        Bv::DateTime(ms) => {
             if plain {
                 out.push('"');
                 write_iso_millis(out, ms);
@@ -214,14 +257,14 @@ pub fn write_value(
                 let _ = write!(out, "{{\"$date\":{{\"$numberLong\":\"{ms}\"}}}}");
             }
         }
-        RawBsonRef::Symbol(s) if plain => write_json_string(out, s),
-        RawBsonRef::Symbol(s) => {
+        Bv::Symbol(s) if plain => write_json_string(out, s),
+        Bv::Symbol(s) => {
             out.push_str("{\"$symbol\":");
             write_json_string(out, s);
             out.push('}');
         }
-        RawBsonRef::Decimal128(d) => {
-            let text = decimal_parts(&d).to_string();
+        Bv::Decimal(d) => {
+            let text = decimal_from_bytes(d).to_string();
             if plain {
                 write_json_string(out, &text);
             } else {
@@ -230,26 +273,19 @@ pub fn write_value(
                 out.push('}');
             }
         }
-        RawBsonRef::MinKey => out.push_str("{\"$minKey\":1}"),
-        RawBsonRef::MaxKey => out.push_str("{\"$maxKey\":1}"),
-        RawBsonRef::DbPointer(p) => {
-            // The bson crate keeps a DBPointer's parts private; its serde form is
-            // `{"$dbPointer":{"$ref":ns,"$id":{"$oid":hex}}}`. DBPointers are deprecated and rare.
-            let v = serde_json::to_value(p)
-                .map_err(|e| ConvertError::Unreadable(format!("DBPointer: {e}")))?;
-            let ns = v["$dbPointer"]["$ref"].as_str().unwrap_or_default();
-            let hex = v["$dbPointer"]["$id"]["$oid"].as_str().unwrap_or_default();
-            out.push_str(if plain {
-                "{\"$ref\":"
-            } else {
-                "{\"$dbPointer\":{\"$ref\":"
-            });
-            write_json_string(out, ns);
+        Bv::MinKey => out.push_str("{\"$minKey\":1}"),
+        Bv::MaxKey => out.push_str("{\"$maxKey\":1}"),
+        Bv::DbPointer(ns, id) => {
+            let hex = object_id_hex(id, &mut buf);
             if plain {
+                out.push_str("{\"$ref\":");
+                write_json_string(out, ns);
                 out.push_str(",\"$id\":");
                 write_json_string(out, hex);
                 out.push('}');
             } else {
+                out.push_str("{\"$dbPointer\":{\"$ref\":");
+                write_json_string(out, ns);
                 let _ = write!(out, ",\"$id\":{{\"$oid\":\"{hex}\"}}}}}}");
             }
         }

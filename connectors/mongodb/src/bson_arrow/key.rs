@@ -25,13 +25,15 @@
 //! (integers 1 and strings "1" differ: `~i:1` vs `1`). int32 and int64 share a tag because MongoDB
 //! treats `1` and `NumberLong(1)` as the same `_id` (a unique index does not allow both).
 
+use std::fmt::Write as _;
+
 use bson::raw::RawBsonRef;
 use mirror_core::mapping::json::write_iso_millis;
 use mirror_core::mapping::JsonFlavor;
-use std::fmt::Write as _;
 
-use super::json::write_value;
-use super::values::{as_uuid, decimal_parts, hex_into, object_id_hex, uuid_text};
+use super::json::{with_bv, write_bv};
+use super::reader::Bv;
+use super::values::{as_uuid, decimal_from_bytes, hex_into, object_id_hex, uuid_text};
 use super::ConvertError;
 
 fn is_lower_hex_24(s: &str) -> bool {
@@ -40,61 +42,65 @@ fn is_lower_hex_24(s: &str) -> bool {
 
 /// Writes the key of `_id` value `id` into `out` (cleared first).
 pub fn encode_key(out: &mut String, id: RawBsonRef<'_>) -> Result<(), ConvertError> {
+    with_bv(id, |bv| encode_key_bv(out, bv))
+}
+
+/// [`encode_key`] on the reader's values.
+pub(crate) fn encode_key_bv(out: &mut String, id: Bv<'_>) -> Result<(), ConvertError> {
     out.clear();
     let mut buf = [0u8; 36];
     match id {
-        RawBsonRef::ObjectId(oid) => out.push_str(object_id_hex(&oid, &mut buf)),
-        RawBsonRef::String(s) => {
+        Bv::ObjectId(oid) => out.push_str(object_id_hex(oid, &mut buf)),
+        Bv::String(s) => {
             if is_lower_hex_24(s) || s.starts_with('~') {
                 out.push_str("~s:");
             }
             out.push_str(s);
         }
-        RawBsonRef::Int32(v) => {
+        Bv::Int32(v) => {
             let _ = write!(out, "~i:{v}");
         }
-        RawBsonRef::Int64(v) => {
+        Bv::Int64(v) => {
             let _ = write!(out, "~i:{v}");
         }
-        RawBsonRef::Double(v) => {
+        Bv::Double(v) => {
             let _ = write!(out, "~f:{v:?}");
         }
-        RawBsonRef::Decimal128(d) => {
-            let _ = write!(out, "~m:{}", decimal_parts(&d));
+        Bv::Decimal(d) => {
+            let _ = write!(out, "~m:{}", decimal_from_bytes(d));
         }
-        RawBsonRef::DateTime(d) => {
+        Bv::DateTime(ms) => {
             out.push_str("~d:");
-            write_iso_millis(out, d.timestamp_millis());
+            write_iso_millis(out, ms);
         }
-        RawBsonRef::Boolean(b) => out.push_str(if b { "~b:true" } else { "~b:false" }),
-        RawBsonRef::Binary(b) => match as_uuid(b.subtype, b.bytes) {
+        Bv::Bool(b) => out.push_str(if b { "~b:true" } else { "~b:false" }),
+        Bv::Binary(subtype, bytes) => match as_uuid(subtype, bytes) {
             Some(u) => {
                 out.push_str("~u:");
                 out.push_str(uuid_text(u, &mut buf));
             }
             None => {
-                let subtype: u8 = b.subtype.into();
                 let _ = write!(out, "~x:{subtype:02x}:");
-                let mut hex = vec![0u8; b.bytes.len() * 2];
-                out.push_str(hex_into(b.bytes, &mut hex));
+                let mut hex = vec![0u8; bytes.len() * 2];
+                out.push_str(hex_into(bytes, &mut hex));
             }
         },
-        RawBsonRef::Timestamp(ts) => {
-            let _ = write!(out, "~t:{}:{}", ts.time, ts.increment);
+        Bv::Timestamp { time, increment } => {
+            let _ = write!(out, "~t:{time}:{increment}");
         }
-        RawBsonRef::Null => out.push_str("~null"),
-        RawBsonRef::Undefined => out.push_str("~undefined"),
-        RawBsonRef::MinKey => out.push_str("~minKey"),
-        RawBsonRef::MaxKey => out.push_str("~maxKey"),
-        RawBsonRef::Document(_)
-        | RawBsonRef::Array(_)
-        | RawBsonRef::RegularExpression(_)
-        | RawBsonRef::JavaScriptCode(_)
-        | RawBsonRef::JavaScriptCodeWithScope(_)
-        | RawBsonRef::Symbol(_)
-        | RawBsonRef::DbPointer(_) => {
+        Bv::Null => out.push_str("~null"),
+        Bv::Undefined => out.push_str("~undefined"),
+        Bv::MinKey => out.push_str("~minKey"),
+        Bv::MaxKey => out.push_str("~maxKey"),
+        Bv::Document(_)
+        | Bv::Array(_)
+        | Bv::Regex(..)
+        | Bv::Code(_)
+        | Bv::CodeWithScope(..)
+        | Bv::Symbol(_)
+        | Bv::DbPointer(..) => {
             out.push_str("~j:");
-            write_value(out, id, JsonFlavor::Canonical)?;
+            write_bv(out, id, JsonFlavor::Canonical)?;
         }
     }
     Ok(())

@@ -1,15 +1,18 @@
 //! BSON values to the mapping's vocabulary: [`Value`]s for typed columns, [`ValueKind`]s for type
 //! inference, and the small text forms (object id hex, UUID, Decimal128 parts).
 
-use bson::raw::RawBsonRef;
-use bson::spec::BinarySubtype;
 use bson::Decimal128;
 use mirror_core::mapping::{Decimal, JsonFlavor, Value, ValueKind};
 
-use super::json::write_value;
+use super::json::write_bv;
+use super::reader::Bv;
 use super::ConvertError;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// BSON binary subtypes this module cares about.
+pub(crate) const SUBTYPE_GENERIC: u8 = 0x00;
+pub(crate) const SUBTYPE_UUID: u8 = 0x04;
 
 /// Writes `bytes` as lowercase hex into `out` (which must be twice as long).
 pub(crate) fn hex_into<'b>(bytes: &[u8], out: &'b mut [u8]) -> &'b str {
@@ -22,12 +25,12 @@ pub(crate) fn hex_into<'b>(bytes: &[u8], out: &'b mut [u8]) -> &'b str {
 }
 
 /// An object id as 24 lowercase hex digits.
-pub fn object_id_hex<'b>(id: &bson::oid::ObjectId, buf: &'b mut [u8; 36]) -> &'b str {
-    hex_into(&id.bytes(), &mut buf[..24])
+pub(crate) fn object_id_hex<'b>(id: &[u8; 12], buf: &'b mut [u8; 36]) -> &'b str {
+    hex_into(id, &mut buf[..24])
 }
 
 /// 16 bytes as a canonical UUID, `8-4-4-4-12` lowercase hex.
-pub fn uuid_text<'b>(bytes: &[u8; 16], buf: &'b mut [u8; 36]) -> &'b str {
+pub(crate) fn uuid_text<'b>(bytes: &[u8; 16], buf: &'b mut [u8; 36]) -> &'b str {
     let mut j = 0;
     for (i, b) in bytes.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
@@ -42,18 +45,26 @@ pub fn uuid_text<'b>(bytes: &[u8; 16], buf: &'b mut [u8; 36]) -> &'b str {
 }
 
 /// The 16 bytes of a binary value that is a UUID (subtype 4, 16 bytes long).
-pub fn as_uuid(subtype: BinarySubtype, bytes: &[u8]) -> Option<&[u8; 16]> {
-    match subtype {
-        BinarySubtype::Uuid => bytes.try_into().ok(),
-        _ => None,
+pub(crate) fn as_uuid(subtype: u8, bytes: &[u8]) -> Option<&[u8; 16]> {
+    if subtype == SUBTYPE_UUID {
+        bytes.try_into().ok()
+    } else {
+        None
     }
 }
 
-/// The sign, coefficient and exponent of a Decimal128 (IEEE 754-2008 BID encoding).
+/// The sign, coefficient and exponent of a Decimal128.
 pub fn decimal_parts(d: &Decimal128) -> Decimal {
-    let bytes = d.bytes();
-    let low = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
-    let high = u64::from_le_bytes(bytes[8..].try_into().unwrap_or_default());
+    decimal_from_bytes(&d.bytes())
+}
+
+/// The sign, coefficient and exponent of Decimal128 bytes (IEEE 754-2008 BID encoding).
+pub(crate) fn decimal_from_bytes(bytes: &[u8; 16]) -> Decimal {
+    let mut low = [0u8; 8];
+    let mut high = [0u8; 8];
+    low.copy_from_slice(&bytes[..8]);
+    high.copy_from_slice(&bytes[8..]);
+    let (low, high) = (u64::from_le_bytes(low), u64::from_le_bytes(high));
     let negative = high >> 63 == 1;
     let (exponent, coefficient) = if (high >> 61) & 0b11 == 0b11 {
         match (high >> 58) & 0b11111 {
@@ -76,65 +87,64 @@ pub fn decimal_parts(d: &Decimal128) -> Decimal {
 
 /// The kind of a value, for type inference; `flatten` says whether a sub-document at this place is
 /// flattened (then it is no value of the field itself: `None`).
-pub fn kind_of(value: &RawBsonRef<'_>, flatten: bool) -> Option<ValueKind> {
+pub(crate) fn kind_of(value: &Bv<'_>, flatten: bool) -> Option<ValueKind> {
     Some(match value {
-        RawBsonRef::Null | RawBsonRef::Undefined => ValueKind::Null,
-        RawBsonRef::Boolean(_) => ValueKind::Bool,
-        RawBsonRef::Int32(_) | RawBsonRef::Int64(_) => ValueKind::Int,
-        RawBsonRef::Double(_) => ValueKind::Double,
-        RawBsonRef::Decimal128(_) => ValueKind::Decimal,
-        RawBsonRef::DateTime(_) => ValueKind::Timestamp,
-        RawBsonRef::String(_) => ValueKind::String,
-        RawBsonRef::ObjectId(_) => ValueKind::ObjectId,
-        RawBsonRef::Binary(b) if b.subtype == BinarySubtype::Generic => ValueKind::Binary,
-        RawBsonRef::Binary(b) if as_uuid(b.subtype, b.bytes).is_some() => ValueKind::Uuid,
-        RawBsonRef::Document(_) if flatten => return None,
-        RawBsonRef::Document(_) | RawBsonRef::Array(_) => ValueKind::Json,
-        RawBsonRef::Binary(_)
-        | RawBsonRef::RegularExpression(_)
-        | RawBsonRef::JavaScriptCode(_)
-        | RawBsonRef::JavaScriptCodeWithScope(_)
-        | RawBsonRef::Symbol(_)
-        | RawBsonRef::Timestamp(_)
-        | RawBsonRef::MinKey
-        | RawBsonRef::MaxKey
-        | RawBsonRef::DbPointer(_) => ValueKind::ExtJson,
+        Bv::Null | Bv::Undefined => ValueKind::Null,
+        Bv::Bool(_) => ValueKind::Bool,
+        Bv::Int32(_) | Bv::Int64(_) => ValueKind::Int,
+        Bv::Double(_) => ValueKind::Double,
+        Bv::Decimal(_) => ValueKind::Decimal,
+        Bv::DateTime(_) => ValueKind::Timestamp,
+        Bv::String(_) => ValueKind::String,
+        Bv::ObjectId(_) => ValueKind::ObjectId,
+        Bv::Binary(SUBTYPE_GENERIC, _) => ValueKind::Binary,
+        Bv::Binary(t, b) if as_uuid(*t, b).is_some() => ValueKind::Uuid,
+        Bv::Document(_) if flatten => return None,
+        Bv::Document(_) | Bv::Array(_) => ValueKind::Json,
+        Bv::Binary(..)
+        | Bv::Regex(..)
+        | Bv::Code(_)
+        | Bv::CodeWithScope(..)
+        | Bv::Symbol(_)
+        | Bv::Timestamp { .. }
+        | Bv::MinKey
+        | Bv::MaxKey
+        | Bv::DbPointer(..) => ValueKind::ExtJson,
     })
 }
 
 /// Classifies a BSON value for a typed (non-JSON) column. Text forms are written into `buf` (ids)
 /// or `scratch` (documents and arrays as JSON in `flavor`, other types as relaxed Extended JSON).
-pub fn classify<'a>(
-    value: RawBsonRef<'a>,
+#[inline]
+pub(crate) fn classify<'a>(
+    value: Bv<'a>,
     flavor: JsonFlavor,
     buf: &'a mut [u8; 36],
     scratch: &'a mut String,
 ) -> Result<Value<'a>, ConvertError> {
     Ok(match value {
-        RawBsonRef::Null | RawBsonRef::Undefined => Value::Null,
-        RawBsonRef::Boolean(b) => Value::Bool(b),
-        RawBsonRef::Int32(v) => Value::Int(v as i64),
-        RawBsonRef::Int64(v) => Value::Int(v),
-        RawBsonRef::Double(v) => Value::Double(v),
-        RawBsonRef::Decimal128(d) => Value::Decimal(decimal_parts(&d)),
-        RawBsonRef::DateTime(d) => Value::Timestamp(d.timestamp_millis()),
-        RawBsonRef::String(s) => Value::String(s),
-        RawBsonRef::ObjectId(id) => Value::ObjectId(object_id_hex(&id, buf)),
-        RawBsonRef::Binary(b) if b.subtype == BinarySubtype::Generic => Value::Binary(b.bytes),
-        RawBsonRef::Binary(b) if as_uuid(b.subtype, b.bytes).is_some() => {
-            match as_uuid(b.subtype, b.bytes) {
-                Some(u) => Value::Uuid(uuid_text(u, buf)),
-                None => Value::Null,
-            }
-        }
-        RawBsonRef::Document(_) | RawBsonRef::Array(_) => {
+        Bv::Null | Bv::Undefined => Value::Null,
+        Bv::Bool(b) => Value::Bool(b),
+        Bv::Int32(v) => Value::Int(v as i64),
+        Bv::Int64(v) => Value::Int(v),
+        Bv::Double(v) => Value::Double(v),
+        Bv::Decimal(d) => Value::Decimal(decimal_from_bytes(d)),
+        Bv::DateTime(ms) => Value::Timestamp(ms),
+        Bv::String(s) => Value::String(s),
+        Bv::ObjectId(id) => Value::ObjectId(object_id_hex(id, buf)),
+        Bv::Binary(SUBTYPE_GENERIC, bytes) => Value::Binary(bytes),
+        Bv::Binary(t, bytes) if as_uuid(t, bytes).is_some() => match as_uuid(t, bytes) {
+            Some(u) => Value::Uuid(uuid_text(u, buf)),
+            None => Value::Null,
+        },
+        Bv::Document(_) | Bv::Array(_) => {
             scratch.clear();
-            write_value(scratch, value, flavor)?;
+            write_bv(scratch, value, flavor)?;
             Value::Json(scratch)
         }
         _ => {
             scratch.clear();
-            write_value(scratch, value, JsonFlavor::Relaxed)?;
+            write_bv(scratch, value, JsonFlavor::Relaxed)?;
             Value::ExtJson(scratch)
         }
     })
@@ -185,7 +195,10 @@ mod tests {
     fn ids_and_uuids_are_lowercase_hex() {
         let mut buf = [0u8; 36];
         let id = bson::oid::ObjectId::parse_str("507F1F77BCF86CD799439011").unwrap();
-        assert_eq!(object_id_hex(&id, &mut buf), "507f1f77bcf86cd799439011");
+        assert_eq!(
+            object_id_hex(&id.bytes(), &mut buf),
+            "507f1f77bcf86cd799439011"
+        );
         let bytes: [u8; 16] = *b"\x12\x34\x56\x78\x9a\xbc\xde\xf0\x01\x23\x45\x67\x89\xab\xcd\xef";
         assert_eq!(
             uuid_text(&bytes, &mut buf),
