@@ -88,10 +88,17 @@ pub fn marker(op: RowOp, keyed: bool) -> i32 {
 }
 
 /// Writer properties for data files.
+///
+/// Statistics are kept per column chunk only (Fabric reads whole files; page-level statistics and
+/// the page index cost ~10% of encoding time for nothing), and dictionary pages are capped at
+/// 128 KiB so that high-cardinality columns fall back to plain encoding early instead of hashing
+/// every value, while low-cardinality columns still get dictionaries (see `docs/benchmarks.md`).
 pub fn writer_properties(compression: Compression) -> WriterProperties {
     WriterProperties::builder()
         .set_compression(compression.parquet())
         .set_created_by(format!("mirror {}", mirror_core::VERSION))
+        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
+        .set_dictionary_page_size_limit(128 * 1024)
         .build()
 }
 

@@ -8,6 +8,10 @@
 //!   one process, the writer that held it was dropped) — so a restart on the same machine does not
 //!   wait for the expiry.
 //!
+//! A lease held by a writer of the same name on the same host but another process id (a restarted
+//! container sees its old process id taken by someone else) is waited for until it expires; any
+//! other live lease is refused at once with [`LeaseError::Held`].
+//!
 //! Taking over a lease is an `If-Match` write on the version that was read, so of two writers that
 //! race for an expired lease exactly one wins. A writer that finds its lease rewritten by someone
 //! else stops ([`LeaseError::Lost`]).
@@ -163,6 +167,19 @@ fn holder_is_gone(record: &LeaseRecord, me: &Holder) -> bool {
     cfg!(target_os = "linux") && !std::path::Path::new(&format!("/proc/{}", record.pid)).exists()
 }
 
+/// How long to wait for a lease held by a writer with our name on our host (`None`: do not wait).
+fn previous_incarnation_wait(record: &LeaseRecord, me: &Holder, ttl: Duration) -> Option<Duration> {
+    if record.host != me.host || record.writer != me.writer || record.pid == me.pid {
+        return None;
+    }
+    let expires = DateTime::parse_from_rfc3339(&record.expires_at)
+        .ok()?
+        .with_timezone(&Utc);
+    let wait = (expires - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    // A lease further out than its own time to live is not one we can outwait safely.
+    (wait <= ttl).then_some(wait + Duration::from_millis(50))
+}
+
 /// A held lease.
 #[derive(Debug)]
 pub struct Lease {
@@ -236,6 +253,17 @@ impl Lease {
                         .unwrap_or(true);
                     if current.holder_id == me.id || expired || holder_is_gone(&current, me) {
                         true
+                    } else if let Some(wait) = previous_incarnation_wait(&current, me, ttl) {
+                        // Most likely this writer's own previous run on this machine (a restarted
+                        // container gets a new process id namespace): wait for its lease to
+                        // expire rather than fail the restart.
+                        tracing::warn!(
+                            folder, holder = %current.describe(), wait = ?wait,
+                            "the table's lease is held by a writer of the same name on this host; \
+                             waiting for it to expire"
+                        );
+                        tokio::time::sleep(wait).await;
+                        continue;
                     } else {
                         return Err(LeaseError::Held {
                             folder: folder.to_owned(),
@@ -320,11 +348,22 @@ impl Lease {
                     StoreErrorKind::Precondition | StoreErrorKind::NotFound
                 ) =>
             {
-                let holder = match store.get(&path).await {
-                    Ok(Some(o)) => serde_json::from_slice::<LeaseRecord>(&o.bytes)
-                        .map(|r| r.describe())
-                        .unwrap_or_else(|_| "unknown".into()),
-                    _ => "nobody".into(),
+                let current = store.get(&path).await.ok().flatten();
+                let record = current
+                    .as_ref()
+                    .and_then(|o| serde_json::from_slice::<LeaseRecord>(&o.bytes).ok());
+                if let (Some(object), Some(record)) = (&current, &record) {
+                    if record.holder_id == me.id {
+                        // An earlier renewal whose answer was lost: the lease is still ours.
+                        self.etag = object.etag.clone();
+                        self.renewed = Instant::now();
+                        return Ok(());
+                    }
+                }
+                let holder = match (&current, &record) {
+                    (_, Some(r)) => r.describe(),
+                    (Some(_), None) => "unknown".into(),
+                    (None, _) => "nobody".into(),
                 };
                 Err(LeaseError::Lost {
                     folder: self.folder.clone(),
@@ -346,5 +385,87 @@ impl Lease {
                 let _ = store.delete(&path).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LocalStore;
+
+    fn foreign(host: &str, pid: u32, writer: &str, expires_in: chrono::Duration) -> Bytes {
+        let now = Utc::now();
+        encode(&LeaseRecord {
+            format: "mirror-lease".into(),
+            version: 1,
+            holder_id: "someone-else".into(),
+            host: host.into(),
+            pid,
+            writer: writer.into(),
+            acquired_at: now_text(now),
+            renewed_at: now_text(now),
+            expires_at: now_text(now + expires_in),
+        })
+    }
+
+    #[tokio::test]
+    async fn live_foreign_leases_are_refused_and_expired_ones_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let me = Holder::new("fabric");
+        let ttl = Duration::from_secs(60);
+        store
+            .put(
+                "t/_mirror_lease.json",
+                foreign("elsewhere", 7, "fabric", chrono::Duration::seconds(30)),
+                PutMode::Create,
+            )
+            .await
+            .unwrap();
+        let err = Lease::acquire(&store, "t", &me, ttl).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("writer `fabric` on host elsewhere pid 7"),
+            "{err}"
+        );
+        store
+            .put(
+                "t/_mirror_lease.json",
+                foreign("elsewhere", 7, "fabric", chrono::Duration::seconds(-1)),
+                PutMode::Overwrite,
+            )
+            .await
+            .unwrap();
+        let mut lease = Lease::acquire(&store, "t", &me, ttl).await.unwrap();
+        lease.renew(&store, &me).await.unwrap();
+        // Someone takes it: the next renewal says so.
+        store
+            .put(
+                "t/_mirror_lease.json",
+                foreign("elsewhere", 7, "fabric", chrono::Duration::seconds(30)),
+                PutMode::Overwrite,
+            )
+            .await
+            .unwrap();
+        let err = lease.renew(&store, &me).await.unwrap_err();
+        assert!(matches!(err, LeaseError::Lost { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_lease_of_our_own_name_on_this_host_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let me = Holder::new("fabric");
+        // Process 1 always runs: the holder looks alive, as after a container restart.
+        let record = foreign(&me.host, 1, "fabric", chrono::Duration::milliseconds(300));
+        store
+            .put("t/_mirror_lease.json", record, PutMode::Create)
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        Lease::acquire(&store, "t", &me, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(250));
     }
 }

@@ -117,7 +117,17 @@ struct Piece {
     ack: Option<Ack>,
 }
 
-/// A file with its number, waiting to be published.
+/// An encoded file waiting for its number.
+struct Encoded {
+    bytes: Bytes,
+    rows: usize,
+    markers: bool,
+    acks: Vec<Ack>,
+}
+
+type PublishTask = tokio::task::JoinHandle<(Result<PublishOutcome, SinkError>, bool)>;
+
+/// A file with its number, being published (or waiting to be published again after a failure).
 struct InFlight {
     seq: u64,
     bytes: Bytes,
@@ -126,6 +136,18 @@ struct InFlight {
     acks: Vec<Ack>,
     temp: String,
     uploaded: bool,
+    task: Option<PublishTask>,
+    started: std::time::Instant,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        // A writer dropped mid-publish stops publishing, like a crashed process: the protocol
+        // leaves nothing behind that a restart cannot sort out.
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
 }
 
 struct TableWriter {
@@ -142,6 +164,7 @@ struct TableWriter {
     buffered_bytes: usize,
     oldest: Option<Instant>,
     in_flight: Option<InFlight>,
+    next: Option<Encoded>,
     lease: Option<Lease>,
 }
 
@@ -281,8 +304,12 @@ impl LandingZoneWriter {
             earliest(Instant::now());
         }
         for table in self.tables.values() {
-            if table.in_flight.is_some() {
-                earliest(Instant::now());
+            match &table.in_flight {
+                // A failed publish: retry now (the engine backs off between attempts).
+                Some(f) if f.task.is_none() => earliest(Instant::now()),
+                // A publish running in the background: collect it after at most a flush interval.
+                Some(f) => earliest(Instant::from_std(f.started) + self.ctx.options.flush_interval),
+                None => {}
             }
             if let Some(oldest) = table.oldest {
                 earliest(oldest + self.ctx.options.flush_interval);
@@ -494,6 +521,7 @@ async fn open_table_state(
         buffered_bytes: 0,
         oldest: None,
         in_flight: None,
+        next: None,
         lease: None,
     })
 }
@@ -587,19 +615,32 @@ impl TableWriter {
     }
 
     /// Publishes files: all buffered rows, or (`full_only`) only while a full file is buffered.
+    ///
+    /// One file publishes in the background while the next one is encoded; with `full_only` this
+    /// returns while the last started publish is still running (its batches are acknowledged
+    /// when a later call sees it finish), otherwise once everything is published.
     async fn publish_ready(&mut self, ctx: &mut Ctx, full_only: bool) -> Result<(), SinkError> {
         loop {
-            if self.in_flight.is_none() {
-                if self.buffer.is_empty() || (full_only && !self.is_full(&ctx.options)) {
+            let can_cut = !self.buffer.is_empty() && (!full_only || self.is_full(&ctx.options));
+            if self.next.is_none() && can_cut {
+                self.next = Some(self.encode_next(ctx).await?);
+            }
+            if self.in_flight.is_some() {
+                let wait = self.next.is_some() || !full_only;
+                if !self.finish_in_flight(ctx, wait).await? {
                     return Ok(());
                 }
-                self.cut_file(ctx).await?;
+                continue;
             }
-            self.publish_in_flight(ctx).await?;
+            let Some(next) = self.next.take() else {
+                return Ok(());
+            };
+            self.start_in_flight(ctx, next).await?;
         }
     }
 
-    async fn cut_file(&mut self, ctx: &mut Ctx) -> Result<(), SinkError> {
+    /// Takes the next file's rows from the buffer and encodes them.
+    async fn encode_next(&mut self, ctx: &mut Ctx) -> Result<Encoded, SinkError> {
         let options = &ctx.options;
         let mut parts = Vec::new();
         let mut acks = Vec::new();
@@ -646,13 +687,24 @@ impl TableWriter {
                 .await
                 .map_err(|e| SinkError::Internal(format!("encoding task failed: {e}")))??;
         ctx.stats.encode_time += started.elapsed();
-        let seq = self.next_seq;
-        self.in_flight = Some(InFlight {
-            seq,
+        Ok(Encoded {
             bytes: encoded,
             rows,
             markers: !marker_free,
             acks,
+        })
+    }
+
+    /// Gives `file` the next number, records what it needs in the state file, renews the lease and
+    /// starts publishing it in the background.
+    async fn start_in_flight(&mut self, ctx: &mut Ctx, file: Encoded) -> Result<(), SinkError> {
+        let seq = self.next_seq;
+        self.in_flight = Some(InFlight {
+            seq,
+            bytes: file.bytes,
+            rows: file.rows,
+            markers: file.markers,
+            acks: file.acks,
             temp: join(&[
                 &self.folder,
                 &format!(
@@ -662,15 +714,17 @@ impl TableWriter {
                 ),
             ]),
             uploaded: false,
+            task: None,
+            started: std::time::Instant::now(),
         });
-        Ok(())
+        self.spawn_publish(ctx).await
     }
 
-    async fn publish_in_flight(&mut self, ctx: &mut Ctx) -> Result<(), SinkError> {
-        let Some(file) = self.in_flight.as_mut() else {
+    /// (Re)starts the background publish of the in-flight file.
+    async fn spawn_publish(&mut self, ctx: &mut Ctx) -> Result<(), SinkError> {
+        let Some(file) = self.in_flight.as_ref() else {
             return Ok(());
         };
-        let started = std::time::Instant::now();
         let store = ctx.store.clone();
         // New columns and the first marker file are recorded before the file that needs them.
         let known = self.schema.known();
@@ -696,36 +750,59 @@ impl TableWriter {
         if let Some(lease) = &mut self.lease {
             lease.renew_if_due(&*store, &ctx.holder).await?;
         }
-        let target = join(&[&self.folder, &data_file_name(file.seq)]);
-        match publish(
-            &*store,
-            ctx.options.publish,
-            &target,
-            &file.temp,
-            &file.bytes,
-            &mut file.uploaded,
-        )
-        .await?
-        {
-            PublishOutcome::Published => {}
-            PublishOutcome::FoundPublished => {
-                info!(file = %target, "publish outcome was unknown; verified the file is ours");
-            }
-        }
-        let Some(file) = self.in_flight.take() else {
+        let Some(file) = self.in_flight.as_mut() else {
             return Ok(());
+        };
+        let mode = ctx.options.publish;
+        let target = join(&[&self.folder, &data_file_name(file.seq)]);
+        let temp = file.temp.clone();
+        let bytes = file.bytes.clone();
+        let mut uploaded = file.uploaded;
+        file.started = std::time::Instant::now();
+        file.task = Some(tokio::spawn(async move {
+            let result = publish(&*store, mode, &target, &temp, &bytes, &mut uploaded).await;
+            (result, uploaded)
+        }));
+        Ok(())
+    }
+
+    /// Completes the in-flight publish if it is done (or `wait`s for it); true once published.
+    /// After a failure the file stays in flight and the next call publishes it again.
+    async fn finish_in_flight(&mut self, ctx: &mut Ctx, wait: bool) -> Result<bool, SinkError> {
+        let Some(file) = self.in_flight.as_mut() else {
+            return Ok(true);
+        };
+        let Some(task) = file.task.as_mut() else {
+            // A failed attempt: publish again, under the same number.
+            self.spawn_publish(ctx).await?;
+            return Box::pin(self.finish_in_flight(ctx, wait)).await;
+        };
+        if !wait && !task.is_finished() {
+            return Ok(false);
+        }
+        let joined = task.await;
+        file.task = None;
+        let (result, uploaded) =
+            joined.map_err(|e| SinkError::Internal(format!("publish task failed: {e}")))?;
+        file.uploaded = uploaded;
+        let target = join(&[&self.folder, &data_file_name(file.seq)]);
+        if result? == PublishOutcome::FoundPublished {
+            info!(file = %target, "publish outcome was unknown; verified the file is ours");
+        }
+        let Some(mut file) = self.in_flight.take() else {
+            return Ok(true);
         };
         debug!(file = %target, rows = file.rows, bytes = file.bytes.len(), "published");
         ctx.stats.files += 1;
         ctx.stats.rows += file.rows as u64;
         ctx.stats.bytes += file.bytes.len() as u64;
         if ctx.stats.publish_latencies.len() < 100_000 {
-            ctx.stats.publish_latencies.push(started.elapsed());
+            ctx.stats.publish_latencies.push(file.started.elapsed());
         }
         self.next_seq = file.seq + 1;
-        for ack in file.acks {
+        for ack in std::mem::take(&mut file.acks) {
             ack.acknowledge();
         }
-        Ok(())
+        Ok(true)
     }
 }

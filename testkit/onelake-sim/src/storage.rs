@@ -128,7 +128,7 @@ struct State {
     files: BTreeMap<String, StoredFile>,
     dirs: BTreeSet<String>,
     blocks: HashMap<String, HashMap<String, Bytes>>,
-    appends: HashMap<String, Vec<u8>>,
+    appends: HashMap<String, BTreeMap<u64, Bytes>>,
     counter: u64,
     operations: u64,
 }
@@ -325,33 +325,29 @@ impl Storage {
         Ok(())
     }
 
-    /// DFS `Path - Update` `action=append`.
+    /// DFS `Path - Update` `action=append`: stores data at `position`, uncommitted. Appends may
+    /// arrive in any order ("This parameter allows the caller to upload data in parallel"); their
+    /// contiguity is checked at flush.
     pub fn append(&self, path: &str, position: u64, data: &[u8]) -> Result<(), SimError> {
         let mut s = self.lock();
-        let committed = match s.files.get(path) {
-            Some(f) => f.data.len() as u64,
-            None => {
-                return Err(SimError::new(
-                    404,
-                    "PathNotFound",
-                    "The specified path does not exist.",
-                ))
-            }
-        };
-        let pending = s.appends.entry(path.to_owned()).or_default();
-        if committed + pending.len() as u64 != position {
+        if !s.files.contains_key(path) {
             return Err(SimError::new(
-                400,
-                "InvalidAppendPosition",
-                "The value for one of the HTTP headers is not in the correct format (position).",
+                404,
+                "PathNotFound",
+                "The specified path does not exist.",
             ));
         }
-        pending.extend_from_slice(data);
+        s.appends
+            .entry(path.to_owned())
+            .or_default()
+            .insert(position, Bytes::copy_from_slice(data));
         s.operations += 1;
         Ok(())
     }
 
-    /// DFS `Path - Update` `action=flush`: makes appended data visible.
+    /// DFS `Path - Update` `action=flush`: commits the uncommitted data, which must be contiguous
+    /// from the end of the file up to `position`, the new length ("the position parameter must be
+    /// specified and equal to the length of the file after all data has been written").
     pub fn flush(
         &self,
         path: &str,
@@ -367,15 +363,23 @@ impl Storage {
             ));
         };
         conditions.check(Some(&existing), "PathAlreadyExists")?;
-        let pending = s.appends.remove(path).unwrap_or_default();
+        let chunks = s.appends.remove(path).unwrap_or_default();
         let mut data = existing.data.to_vec();
-        data.extend_from_slice(&pending);
-        if data.len() as u64 != position {
-            return Err(SimError::new(
+        let invalid = || {
+            SimError::new(
                 400,
                 "InvalidFlushPosition",
                 "The uploaded data is not contiguous or the position query parameter value is not equal to the length of the file after appending the uploaded data.",
-            ));
+            )
+        };
+        while (data.len() as u64) < position {
+            let Some(chunk) = chunks.get(&(data.len() as u64)) else {
+                return Err(invalid());
+            };
+            data.extend_from_slice(chunk);
+        }
+        if data.len() as u64 != position {
+            return Err(invalid());
         }
         let file = Self::new_file(
             &mut s,
@@ -643,10 +647,18 @@ mod tests {
     fn dfs_create_append_flush_makes_content_visible_at_flush() {
         let s = Storage::new();
         s.create_file("ws/t/f", &Conditions::default()).unwrap();
+        // Out of order, as parallel uploads do.
+        s.append("ws/t/f", 3, b"de").unwrap();
         s.append("ws/t/f", 0, b"abc").unwrap();
         assert!(s.get("ws/t/f").unwrap().data.is_empty());
-        assert!(s.append("ws/t/f", 1, b"zz").is_err());
+        assert_eq!(
+            s.flush("ws/t/f", 4, &Conditions::default())
+                .unwrap_err()
+                .status,
+            400
+        );
         s.append("ws/t/f", 3, b"de").unwrap();
+        s.append("ws/t/f", 0, b"abc").unwrap();
         s.flush("ws/t/f", 5, &Conditions::default()).unwrap();
         assert_eq!(&s.get("ws/t/f").unwrap().data[..], b"abcde");
         let (files, dirs) = s.list_dir("ws");
