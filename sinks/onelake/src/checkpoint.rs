@@ -1,0 +1,269 @@
+//! A checkpoint store inside the landing zone, so a new host resumes where the old one stopped.
+//!
+//! Records use the core's versioned JSON format ([`mirror_core::checkpoint::record`]) and live in
+//! `_`-prefixed files, which Fabric ignores:
+//! - a table's state: `<table folder>/_mirror_checkpoint.<source>.json` — next to the table's data,
+//!   so dropping the table folder (which drops the table in Fabric) also forgets its position;
+//! - source-wide state: `_mirror_state/<source>/source.json` at the landing-zone root;
+//! - a table's state committed before its folder exists (no `_metadata.json` yet, e.g. an empty
+//!   collection): `_mirror_state/<source>/tables/<folder, '/' as '%2F'>.json`, so that no folder
+//!   without `_metadata.json` is created. When both exist, the later commit wins.
+//!
+//! Each record is one whole-object write (a Blob `Put Blob`, or a local rename), so a commit leaves
+//! the old or the new record, never a torn one. An unreadable record, or one written by a newer
+//! format, is an error: the sink never silently restarts a table from scratch.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::Utc;
+use mirror_core::checkpoint::{record, CheckpointError, CheckpointStore, ResumeState};
+use mirror_core::model::{Checkpoint, Partition};
+
+use crate::naming::{checkpoint_file_name, table_folder, METADATA_FILE, STATE_DIR};
+use crate::store::{join, LandingStore, PutMode, StoreError};
+
+/// Checkpoints kept in a landing zone.
+#[derive(Debug)]
+pub struct LandingZoneCheckpointStore {
+    store: Arc<dyn LandingStore>,
+    /// Table folders known to hold `_metadata.json` (they never lose it while we run).
+    known_folders: Mutex<HashSet<String>>,
+}
+
+fn other(e: StoreError) -> CheckpointError {
+    CheckpointError::Other(Box::new(e))
+}
+
+impl LandingZoneCheckpointStore {
+    /// A store over `store`.
+    pub fn new(store: Arc<dyn LandingStore>) -> Self {
+        Self {
+            store,
+            known_folders: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn source_record(source: &str) -> String {
+        join(&[STATE_DIR, source, "source.json"])
+    }
+
+    fn orphan_record(source: &str, folder: &str) -> String {
+        join(&[
+            STATE_DIR,
+            source,
+            "tables",
+            &format!("{}.json", folder.replace('/', "%2F")),
+        ])
+    }
+
+    async fn folder_is_table(&self, folder: &str) -> Result<bool, CheckpointError> {
+        if self
+            .known_folders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(folder)
+        {
+            return Ok(true);
+        }
+        let present = self
+            .store
+            .head(&join(&[folder, METADATA_FILE]))
+            .await
+            .map_err(other)?
+            .is_some();
+        if present {
+            self.known_folders
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(folder.to_owned());
+        }
+        Ok(present)
+    }
+
+    async fn read_into(
+        &self,
+        source: &str,
+        path: &str,
+        resume: &mut ResumeState,
+    ) -> Result<(), CheckpointError> {
+        let Some(object) = self.store.get(path).await.map_err(other)? else {
+            return Ok(());
+        };
+        let shown = PathBuf::from(format!("{}/{path}", self.store.location()));
+        let (owner, partition, stored) = record::decode(&shown, &object.bytes)?;
+        if owner != source {
+            return Err(CheckpointError::Corrupt {
+                path: shown,
+                message: format!("it belongs to source `{owner}`, found under `{source}`"),
+            });
+        }
+        let newer = resume
+            .entries()
+            .find(|(p, _)| **p == partition)
+            .is_none_or(|(_, s)| s.committed_at <= stored.committed_at);
+        if newer {
+            resume.insert(partition, stored);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for LandingZoneCheckpointStore {
+    async fn load(&self, source: &str) -> Result<ResumeState, CheckpointError> {
+        let mut resume = ResumeState::empty();
+        self.read_into(source, &Self::source_record(source), &mut resume)
+            .await?;
+        let orphans = self
+            .store
+            .list(&join(&[STATE_DIR, source, "tables"]))
+            .await
+            .map_err(other)?;
+        for (name, _) in orphans.files {
+            if name.ends_with(".json") {
+                let path = join(&[STATE_DIR, source, "tables", &name]);
+                self.read_into(source, &path, &mut resume).await?;
+            }
+        }
+        let file = checkpoint_file_name(source);
+        let root = self.store.list("").await.map_err(other)?;
+        for dir in root.dirs.iter().filter(|d| !d.starts_with('_')) {
+            if dir.ends_with(".schema") {
+                let tables = self.store.list(dir).await.map_err(other)?;
+                for table in tables.dirs.iter().filter(|d| !d.starts_with('_')) {
+                    self.read_into(source, &join(&[dir, table, &file]), &mut resume)
+                        .await?;
+                }
+            } else {
+                self.read_into(source, &join(&[dir, &file]), &mut resume)
+                    .await?;
+            }
+        }
+        Ok(resume)
+    }
+
+    async fn commit(&self, source: &str, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+        let now = Utc::now();
+        for (partition, state) in checkpoint.entries() {
+            let path = match partition {
+                Partition::Source => Self::source_record(source),
+                Partition::Table(t) => {
+                    let folder =
+                        table_folder(t).map_err(|e| CheckpointError::Other(Box::new(e)))?;
+                    if self.folder_is_table(&folder).await? {
+                        join(&[&folder, &checkpoint_file_name(source)])
+                    } else {
+                        Self::orphan_record(source, &folder)
+                    }
+                }
+            };
+            let bytes = record::encode(source, partition, state, now);
+            self.store
+                .put(&path, Bytes::from(bytes), PutMode::Overwrite)
+                .await
+                .map_err(other)?;
+        }
+        Ok(())
+    }
+
+    fn location(&self) -> String {
+        format!("{} (in the landing zone)", self.store.location())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LocalStore;
+    use mirror_core::model::CheckpointState;
+    use mirror_core::TableId;
+
+    fn state(v: serde_json::Value) -> CheckpointState {
+        CheckpointState::from_json(&v).unwrap()
+    }
+
+    #[tokio::test]
+    async fn table_state_lives_in_the_table_folder_and_survives_a_new_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let local: Arc<dyn LandingStore> = Arc::new(LocalStore::new(dir.path()));
+        let t = TableId::with_schema("shop", "orders");
+        let early = TableId::new("empty");
+        local
+            .put(
+                "shop.schema/orders/_metadata.json",
+                Bytes::from_static(b"{}"),
+                PutMode::Create,
+            )
+            .await
+            .unwrap();
+        let store = LandingZoneCheckpointStore::new(local.clone());
+        store
+            .commit(
+                "atlas",
+                &Checkpoint::source(state(serde_json::json!({"token": 1})))
+                    .with(
+                        Partition::Table(t.clone()),
+                        state(serde_json::json!({"last": 5})),
+                    )
+                    .with(
+                        Partition::Table(early.clone()),
+                        state(serde_json::json!({"done": true})),
+                    ),
+            )
+            .await
+            .unwrap();
+        assert!(dir
+            .path()
+            .join("shop.schema/orders/_mirror_checkpoint.atlas.json")
+            .exists());
+        assert!(dir.path().join("_mirror_state/atlas/source.json").exists());
+        assert!(
+            !dir.path().join("empty").exists(),
+            "no folder without _metadata.json"
+        );
+
+        let resume = LandingZoneCheckpointStore::new(local)
+            .load("atlas")
+            .await
+            .unwrap();
+        assert_eq!(
+            resume.source(),
+            Some(&state(serde_json::json!({"token": 1})))
+        );
+        assert_eq!(
+            resume.table(&t),
+            Some(&state(serde_json::json!({"last": 5})))
+        );
+        assert_eq!(
+            resume.table(&early),
+            Some(&state(serde_json::json!({"done": true})))
+        );
+        assert!(store.load("other").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_record_is_an_error_not_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let local: Arc<dyn LandingStore> = Arc::new(LocalStore::new(dir.path()));
+        local
+            .put(
+                "t/_mirror_checkpoint.s.json",
+                Bytes::from_static(b"{ nope"),
+                PutMode::Create,
+            )
+            .await
+            .unwrap();
+        let err = LandingZoneCheckpointStore::new(local)
+            .load("s")
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("is not a valid mirror checkpoint"),
+            "{err}"
+        );
+    }
+}

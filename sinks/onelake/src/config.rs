@@ -1,0 +1,290 @@
+//! `[sinks.<name>] type = "onelake"`: the sink's configuration, which is also its factory.
+//!
+//! ```toml
+//! [sinks.fabric]
+//! type = "onelake"
+//! inputs = ["atlas"]
+//! landing_zone = "https://onelake.dfs.fabric.microsoft.com/<workspace>/<item>/Files/LandingZone"
+//! auth = { method = "client_secret", tenant_id = "${AZURE_TENANT_ID}", client_id = "${AZURE_CLIENT_ID}", client_secret = "${AZURE_CLIENT_SECRET}" }
+//! publish = "rename"              # or "put" (create-only Put Blob; the only choice on Azurite)
+//! compression = "snappy"          # "zstd", "gzip", "none"
+//! max_file_rows = 1000000
+//! max_file_bytes = 134217728      # buffered Arrow bytes per file; the Parquet file is smaller
+//! flush_interval = "1s"           # longest wait before a partial file is published
+//! marker_free_initial_load = false
+//! upsert_default_row_marker = false
+//! partner_name = "mirror"
+//! source_version = "7.0"          # written into _partnerEvents.json
+//! lease = { enabled = true, ttl = "60s" }
+//! request_timeout = "60s"
+//! max_request_retries = 6
+//! # endpoint = "http://127.0.0.1:10100"   # simulator or a private endpoint
+//! # emulator = true                       # Azurite (Blob API only)
+//! ```
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mirror_core::checkpoint::CheckpointStore;
+use mirror_core::component::{BuildError, Sink, SinkConfig, SinkContext};
+use serde::Deserialize;
+
+use crate::auth::AuthConfig;
+use crate::checkpoint::LandingZoneCheckpointStore;
+use crate::encode::Compression;
+use crate::location::{open_store, parse_location, Location};
+use crate::metadata::{MetadataOptions, PartnerInfo};
+use crate::publish::PublishMode;
+use crate::sink::OneLakeSink;
+use crate::store::remote::{HttpRetry, RemoteOptions};
+use crate::store::LandingStore;
+use crate::writer::{LandingZoneWriter, WriterOptions};
+
+/// The single-writer lease.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaseConfig {
+    /// Take a lease per table (default true).
+    pub enabled: bool,
+    /// How long a lease lasts without renewal.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+fn default_max_file_rows() -> usize {
+    1_000_000
+}
+fn default_max_file_bytes() -> usize {
+    128 * 1024 * 1024
+}
+fn default_flush_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_partner_name() -> String {
+    "mirror".into()
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_request_retries() -> usize {
+    6
+}
+
+/// The `onelake` sink's settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OneLakeSinkConfig {
+    /// Where the landing zone is (see [`crate::location`]).
+    pub landing_zone: String,
+    /// How to authenticate (remote landing zones).
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// How files are published.
+    #[serde(default)]
+    pub publish: PublishMode,
+    /// Parquet compression.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Most rows per file.
+    #[serde(default = "default_max_file_rows")]
+    pub max_file_rows: usize,
+    /// Most buffered Arrow bytes per file.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: usize,
+    /// Longest time rows wait before their file is published.
+    #[serde(default = "default_flush_interval", with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Marker-free files for a new table's initial load.
+    #[serde(default)]
+    pub marker_free_initial_load: bool,
+    /// `isUpsertDefaultRowMarker` in `_metadata.json`.
+    #[serde(default)]
+    pub upsert_default_row_marker: bool,
+    /// `partnerName` in `_partnerEvents.json`.
+    #[serde(default = "default_partner_name")]
+    pub partner_name: String,
+    /// `sourceVersion` in `_partnerEvents.json`.
+    #[serde(default)]
+    pub source_version: Option<String>,
+    /// The single-writer lease.
+    #[serde(default)]
+    pub lease: LeaseConfig,
+    /// Service root override (simulator, private endpoints).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Azurite (Blob API only).
+    #[serde(default)]
+    pub emulator: bool,
+    /// Timeout of one storage request.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Retries of throttled or failed storage requests (the engine retries further).
+    #[serde(default = "default_max_request_retries")]
+    pub max_request_retries: usize,
+    #[serde(skip)]
+    store: OnceLock<Arc<dyn LandingStore>>,
+}
+
+mirror_core::register_sink!(
+    "onelake",
+    OneLakeSinkConfig,
+    "Fabric Open Mirroring landing zone (OneLake, ADLS Gen2 or a local directory)"
+);
+
+impl OneLakeSinkConfig {
+    /// A config for `landing_zone` with every default.
+    pub fn new(landing_zone: impl Into<String>) -> Self {
+        Self {
+            landing_zone: landing_zone.into(),
+            auth: AuthConfig::default(),
+            publish: PublishMode::default(),
+            compression: Compression::default(),
+            max_file_rows: default_max_file_rows(),
+            max_file_bytes: default_max_file_bytes(),
+            flush_interval: default_flush_interval(),
+            marker_free_initial_load: false,
+            upsert_default_row_marker: false,
+            partner_name: default_partner_name(),
+            source_version: None,
+            lease: LeaseConfig::default(),
+            endpoint: None,
+            emulator: false,
+            request_timeout: default_request_timeout(),
+            max_request_retries: default_max_request_retries(),
+            store: OnceLock::new(),
+        }
+    }
+
+    /// Checks settings that serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        let location = parse_location(&self.landing_zone)?;
+        if self.max_file_rows == 0 || self.max_file_bytes == 0 {
+            return Err("max_file_rows and max_file_bytes must be at least 1".into());
+        }
+        if self.flush_interval.is_zero() {
+            return Err("flush_interval must be positive".into());
+        }
+        if self.emulator && self.publish == PublishMode::Rename {
+            return Err(
+                "the Azure Storage emulator (Azurite) has no DFS endpoint for the rename: set \
+                 publish = \"put\""
+                    .into(),
+            );
+        }
+        if matches!(location, Location::Local(_)) && (self.endpoint.is_some() || self.emulator) {
+            return Err("endpoint and emulator apply to remote landing zones only".into());
+        }
+        if self.lease.enabled && self.lease.ttl < Duration::from_secs(1) {
+            return Err("lease.ttl must be at least 1s".into());
+        }
+        Ok(())
+    }
+
+    /// The landing zone's store (built once, shared by the sink and its checkpoint store).
+    pub fn store(&self) -> Result<Arc<dyn LandingStore>, String> {
+        if let Some(store) = self.store.get() {
+            return Ok(store.clone());
+        }
+        self.validate()?;
+        let remote = RemoteOptions {
+            endpoint: self.endpoint.clone(),
+            use_emulator: self.emulator,
+            request_timeout: self.request_timeout,
+            retry: HttpRetry {
+                max_retries: self.max_request_retries,
+                ..HttpRetry::default()
+            },
+            token_source: None,
+        };
+        let store =
+            open_store(&self.landing_zone, &self.auth, &remote).map_err(|e| e.to_string())?;
+        Ok(self.store.get_or_init(|| store).clone())
+    }
+
+    /// Writer options for a sink named `name` fed by `sources`.
+    pub fn writer_options(
+        &self,
+        name: &str,
+        sources: &[mirror_core::component::SourceDescriptor],
+    ) -> WriterOptions {
+        let mut types: Vec<&str> = sources.iter().map(|s| s.type_name.as_str()).collect();
+        types.sort_unstable();
+        types.dedup();
+        let mut additional = serde_json::Map::new();
+        additional.insert(
+            "sources".into(),
+            serde_json::Value::Array(
+                sources
+                    .iter()
+                    .map(|s| serde_json::json!({"name": s.name, "type": s.type_name}))
+                    .collect(),
+            ),
+        );
+        additional.insert("sink".into(), serde_json::json!(name));
+        WriterOptions {
+            name: name.to_owned(),
+            publish: self.publish,
+            compression: self.compression,
+            max_file_rows: self.max_file_rows,
+            max_file_bytes: self.max_file_bytes,
+            flush_interval: self.flush_interval,
+            marker_free_initial_load: self.marker_free_initial_load,
+            metadata: MetadataOptions {
+                upsert_default_row_marker: self.upsert_default_row_marker,
+            },
+            partner: PartnerInfo {
+                partner_name: self.partner_name.clone(),
+                source_type: if types.is_empty() {
+                    "unknown".into()
+                } else {
+                    types.join(",")
+                },
+                source_version: self
+                    .source_version
+                    .clone()
+                    .unwrap_or_else(|| "unknown".into()),
+                additional,
+            },
+            lease_ttl: self.lease.enabled.then_some(self.lease.ttl),
+        }
+    }
+}
+
+#[async_trait]
+impl SinkConfig for OneLakeSinkConfig {
+    async fn build(&self, cx: SinkContext) -> Result<Box<dyn Sink>, BuildError> {
+        let store = self.store().map_err(|m| BuildError::new(&cx.name, m))?;
+        let options = self.writer_options(&cx.name, &cx.sources);
+        let writer = LandingZoneWriter::open(store, options)
+            .await
+            .map_err(|e| BuildError::new(&cx.name, e))?;
+        Ok(Box::new(OneLakeSink::new(writer)))
+    }
+
+    fn checkpoint_store(&self) -> Result<Option<Arc<dyn CheckpointStore>>, BuildError> {
+        let store = self.store().map_err(|m| BuildError::new("onelake", m))?;
+        Ok(Some(Arc::new(LandingZoneCheckpointStore::new(store))))
+    }
+
+    fn describe(&self) -> String {
+        let location = self
+            .store()
+            .map(|s| s.location())
+            .unwrap_or_else(|_| self.landing_zone.clone());
+        format!(
+            "{location}: publish {:?}, {:?}, files up to {} rows, flushed every {:?}",
+            self.publish, self.compression, self.max_file_rows, self.flush_interval
+        )
+        .to_lowercase()
+    }
+}

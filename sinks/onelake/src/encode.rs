@@ -1,0 +1,195 @@
+//! Parquet encoding of one landing-zone file from buffered Arrow rows.
+//!
+//! A file holds the table's columns that appear in any of its rows (in the table's column order;
+//! rows of a batch that lacks one get NULL) and, last, `__rowMarker__` as a non-null **int32**:
+//!
+//! | row operation | marker written |
+//! |---|---|
+//! | insert, in a table with key columns | 4 (upsert): a batch re-sent after a crash must not duplicate rows |
+//! | insert, in a table without key columns | 0 (insert) |
+//! | update | 1 |
+//! | delete | 2 (other columns may be NULL) |
+//! | upsert | 4 |
+//!
+//! A marker-free file (every row an insert, see [`MarkerMode::None`]) is Fabric's faster initial-load
+//! path; the sink decides when it is allowed.
+
+use std::sync::Arc;
+
+use arrow::array::{Int32Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
+use bytes::Bytes;
+use mirror_core::RowOp;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression as ParquetCompression, GzipLevel, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use crate::schema::{SchemaError, TableSchema, ROW_MARKER};
+
+/// Parquet compression of data files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Snappy (the default; fast, what Fabric's samples use).
+    #[default]
+    Snappy,
+    /// Zstandard, level 1 (smaller files).
+    Zstd,
+    /// GZIP, default level.
+    Gzip,
+    /// Uncompressed.
+    None,
+}
+
+impl Compression {
+    fn parquet(self) -> ParquetCompression {
+        match self {
+            Compression::Snappy => ParquetCompression::SNAPPY,
+            Compression::Zstd => ParquetCompression::ZSTD(ZstdLevel::default()),
+            Compression::Gzip => ParquetCompression::GZIP(GzipLevel::default()),
+            Compression::None => ParquetCompression::UNCOMPRESSED,
+        }
+    }
+}
+
+/// Whether a file carries `__rowMarker__`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkerMode {
+    /// No marker column: every row is an insert (initial load only).
+    None,
+    /// A marker per row; `keyed` tables write inserts as upserts.
+    Markers {
+        /// The table has key columns.
+        keyed: bool,
+    },
+}
+
+/// Why a file could not be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The rows do not fit the table (a bug: they were conformed when buffered).
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    /// Arrow or Parquet failed.
+    #[error("encoding Parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Arrow failed.
+    #[error("building the row-marker column: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// The marker of one row.
+pub fn marker(op: RowOp, keyed: bool) -> i32 {
+    match op {
+        RowOp::Insert if keyed => RowOp::Upsert.marker(),
+        op => op.marker(),
+    }
+}
+
+/// Writer properties for data files.
+///
+/// Statistics are kept per column chunk only (Fabric reads whole files; page-level statistics and
+/// the page index cost ~10% of encoding time for nothing), and dictionary pages are capped at
+/// 128 KiB so that high-cardinality columns fall back to plain encoding early instead of hashing
+/// every value, while low-cardinality columns still get dictionaries (see `docs/benchmarks.md`).
+pub fn writer_properties(compression: Compression) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(compression.parquet())
+        .set_created_by(format!("mirror {}", mirror_core::VERSION))
+        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
+        .set_dictionary_page_size_limit(128 * 1024)
+        .build()
+}
+
+/// Encodes `parts` (conformed rows and their operations) as one Parquet file.
+pub fn encode_file(
+    schema: &TableSchema,
+    parts: &[(RecordBatch, Arc<[RowOp]>)],
+    markers: MarkerMode,
+    properties: WriterProperties,
+) -> Result<Bytes, EncodeError> {
+    let present: Vec<&str> = schema
+        .names()
+        .filter(|name| {
+            parts
+                .iter()
+                .any(|(rows, _)| rows.column_by_name(name).is_some())
+        })
+        .collect();
+    let mut fields: Vec<Field> = present
+        .iter()
+        .map(|name| {
+            let dt = schema.storage(name).cloned().unwrap_or(DataType::Null);
+            Field::new(*name, dt, true)
+        })
+        .collect();
+    if matches!(markers, MarkerMode::Markers { .. }) {
+        fields.push(Field::new(ROW_MARKER, DataType::Int32, false));
+    }
+    let file_schema = Arc::new(Schema::new(fields));
+    let estimated: usize = parts.iter().map(|(r, _)| r.get_array_memory_size()).sum();
+    let mut writer = ArrowWriter::try_new(
+        Vec::with_capacity(estimated / 2 + 1024),
+        file_schema.clone(),
+        Some(properties),
+    )?;
+    for (rows, ops) in parts {
+        let projected = schema.project(rows, &present)?;
+        let mut columns = projected.columns().to_vec();
+        if let MarkerMode::Markers { keyed } = markers {
+            let values: Int32Array = ops.iter().map(|op| Some(marker(*op, keyed))).collect();
+            columns.push(Arc::new(values));
+        }
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.num_rows()));
+        let batch = RecordBatch::try_new_with_options(file_schema.clone(), columns, &options)?;
+        writer.write(&batch)?;
+    }
+    Ok(Bytes::from(writer.into_inner()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    #[test]
+    fn marker_is_the_last_int32_column_and_missing_columns_are_null() {
+        let mut schema = TableSchema::new("t");
+        let a = RecordBatch::try_from_iter([
+            ("id", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef),
+            ("name", Arc::new(StringArray::from(vec!["a", "b"]))),
+        ])
+        .unwrap();
+        let b =
+            RecordBatch::try_from_iter([("id", Arc::new(Int64Array::from(vec![1])) as ArrayRef)])
+                .unwrap();
+        let a = schema.conform(&a).unwrap().rows;
+        let b = schema.conform(&b).unwrap().rows;
+        let parts = vec![
+            (a, Arc::from(vec![RowOp::Insert, RowOp::Update])),
+            (b, Arc::from(vec![RowOp::Delete])),
+        ];
+        let bytes = encode_file(
+            &schema,
+            &parts,
+            MarkerMode::Markers { keyed: true },
+            writer_properties(Compression::Zstd),
+        )
+        .unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+        let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let schema = all.schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["id", "name", ROW_MARKER]);
+        assert_eq!(all.schema().field(2).data_type(), &DataType::Int32);
+        let markers = all.column(2).as_any().downcast_ref::<Int32Array>().unwrap();
+        assert_eq!(markers.values(), &[4, 1, 2]);
+        assert!(all.column(1).is_null(2));
+    }
+}

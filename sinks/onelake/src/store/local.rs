@@ -1,0 +1,267 @@
+//! A landing zone in a local directory (`./landing-zone` or `file:///...`).
+//!
+//! Every write goes to a temporary file that is fsynced and then moved into place, so readers never
+//! see a partial file. Create-only writes and [`LandingStore::rename_no_replace`] use a hard link,
+//! which fails if the target exists: two processes can never overwrite each other's data file.
+//! ETags are a hash of the content (a local file has no version of its own); `If-Match` writes are
+//! therefore compare-then-replace, not atomic against a concurrent writer on the same machine.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{LandingStore, Listing, Object, ObjectInfo, PutMode, StoreError, StoreErrorKind};
+
+/// A landing zone rooted at a local directory.
+#[derive(Clone, Debug)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    /// The landing zone at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        let mut p = self.root.clone();
+        for part in rel.split('/').filter(|p| !p.is_empty()) {
+            p.push(part);
+        }
+        p
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(LocalStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || f(me))
+            .await
+            .map_err(|e| StoreError::new(StoreErrorKind::Permanent, "local", "", e.to_string()))?
+    }
+
+    fn write_temp(&self, dir: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+        fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".mirror-write-{}", uuid::Uuid::new_v4().simple()));
+        let result = (|| {
+            let mut file = File::create(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(tmp)
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// A content hash standing in for an ETag.
+pub(crate) fn content_etag(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("\"{h:016x}-{}\"", bytes.len())
+}
+
+fn io_error(op: &'static str, path: &str, e: io::Error) -> StoreError {
+    let kind = match e.kind() {
+        io::ErrorKind::NotFound => StoreErrorKind::NotFound,
+        io::ErrorKind::AlreadyExists => StoreErrorKind::AlreadyExists,
+        io::ErrorKind::PermissionDenied => StoreErrorKind::Forbidden,
+        _ => StoreErrorKind::Permanent,
+    };
+    StoreError::new(kind, op, path, e.to_string())
+}
+
+#[async_trait]
+impl LandingStore for LocalStore {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    async fn get(&self, path: &str) -> Result<Option<Object>, StoreError> {
+        let rel = path.to_owned();
+        self.blocking(move |s| match fs::read(s.path(&rel)) {
+            Ok(b) => Ok(Some(Object {
+                etag: content_etag(&b),
+                bytes: Bytes::from(b),
+            })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error("get", &rel, e)),
+        })
+        .await
+    }
+
+    async fn head(&self, path: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        Ok(self.get(path).await?.map(|o| ObjectInfo {
+            size: o.bytes.len() as u64,
+            etag: o.etag,
+        }))
+    }
+
+    async fn list(&self, dir: &str) -> Result<Listing, StoreError> {
+        let rel = dir.to_owned();
+        self.blocking(move |s| {
+            let mut listing = Listing::default();
+            let entries = match fs::read_dir(s.path(&rel)) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(listing),
+                Err(e) => return Err(io_error("list", &rel, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| io_error("list", &rel, e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(".mirror-write-") {
+                    continue;
+                }
+                let meta = entry.metadata().map_err(|e| io_error("list", &rel, e))?;
+                if meta.is_dir() {
+                    listing.dirs.push(name);
+                } else {
+                    listing.files.push((name, meta.len()));
+                }
+            }
+            listing.files.sort();
+            listing.dirs.sort();
+            Ok(listing)
+        })
+        .await
+    }
+
+    async fn put(&self, path: &str, bytes: Bytes, mode: PutMode) -> Result<String, StoreError> {
+        let rel = path.to_owned();
+        self.blocking(move |s| {
+            let target = s.path(&rel);
+            let dir = target.parent().unwrap_or(&s.root).to_owned();
+            if let PutMode::IfMatch(expected) = &mode {
+                let current = match fs::read(&target) {
+                    Ok(b) => Some(content_etag(&b)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(io_error("put", &rel, e)),
+                };
+                if current.as_deref() != Some(expected.as_str()) {
+                    return Err(StoreError::new(
+                        StoreErrorKind::Precondition,
+                        "put",
+                        &rel,
+                        "the object changed since it was read",
+                    ));
+                }
+            }
+            let tmp = s
+                .write_temp(&dir, &bytes)
+                .map_err(|e| io_error("put", &rel, e))?;
+            let placed = match mode {
+                PutMode::Create => fs::hard_link(&tmp, &target),
+                PutMode::Overwrite | PutMode::IfMatch(_) => fs::rename(&tmp, &target),
+            };
+            let _ = fs::remove_file(&tmp);
+            placed.map_err(|e| io_error("put", &rel, e))?;
+            sync_dir(&dir);
+            Ok(content_etag(&bytes))
+        })
+        .await
+    }
+
+    async fn rename_no_replace(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let (from, to) = (from.to_owned(), to.to_owned());
+        self.blocking(move |s| {
+            let (src, dst) = (s.path(&from), s.path(&to));
+            if let Some(dir) = dst.parent() {
+                fs::create_dir_all(dir).map_err(|e| io_error("rename", &to, e))?;
+            }
+            // A hard link refuses an existing target; the source is removed once the target exists.
+            fs::hard_link(&src, &dst).map_err(|e| io_error("rename", &to, e))?;
+            fs::remove_file(&src).map_err(|e| io_error("rename", &from, e))?;
+            if let Some(dir) = dst.parent() {
+                sync_dir(dir);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete(&self, path: &str) -> Result<(), StoreError> {
+        let rel = path.to_owned();
+        self.blocking(move |s| match fs::remove_file(s.path(&rel)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("delete", &rel, e)),
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn create_only_and_rename_refuse_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path());
+        s.put("t/a", Bytes::from_static(b"1"), PutMode::Create)
+            .await
+            .unwrap();
+        let err = s
+            .put("t/a", Bytes::from_static(b"2"), PutMode::Create)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::AlreadyExists);
+        s.put("t/_tmp", Bytes::from_static(b"3"), PutMode::Overwrite)
+            .await
+            .unwrap();
+        let err = s.rename_no_replace("t/_tmp", "t/a").await.unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::AlreadyExists);
+        assert_eq!(&s.get("t/a").await.unwrap().unwrap().bytes[..], b"1");
+        s.rename_no_replace("t/_tmp", "t/b").await.unwrap();
+        assert!(s.get("t/_tmp").await.unwrap().is_none());
+        let err = s.rename_no_replace("t/_tmp", "t/c").await.unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::NotFound);
+        let listing = s.list("t").await.unwrap();
+        assert_eq!(listing.files, vec![("a".into(), 1), ("b".into(), 1)]);
+    }
+
+    #[tokio::test]
+    async fn if_match_detects_a_concurrent_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path());
+        let v1 = s
+            .put("l", Bytes::from_static(b"one"), PutMode::Create)
+            .await
+            .unwrap();
+        let v2 = s
+            .put(
+                "l",
+                Bytes::from_static(b"two"),
+                PutMode::IfMatch(v1.clone()),
+            )
+            .await
+            .unwrap();
+        let err = s
+            .put("l", Bytes::from_static(b"three"), PutMode::IfMatch(v1))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::Precondition);
+        assert_eq!(s.head("l").await.unwrap().unwrap().etag, v2);
+    }
+}

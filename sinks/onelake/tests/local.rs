@@ -1,0 +1,476 @@
+//! The sink against a local landing zone, through the engine and through the library API; every
+//! test asserts on the table the replicator (Fabric's rules) builds from the files.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use common::*;
+use mirror_core::config::MirrorConfig;
+use mirror_core::engine::Engine;
+use mirror_core::{RowOp, Table, TableId};
+use mirror_onelake::store::{LandingStore, LocalStore};
+use mirror_onelake::{LandingZoneWriter, SinkError, WriterOptions};
+use onelake_sim::TableStatus;
+
+fn generator_settings(count: u64) -> String {
+    format!(
+        "count = {count}\nbatch_size = 250\ntables = [\"orders\", \"customers\"]\nschema = \"demo\"\n\
+         update_ratio = 0.3\ndelete_ratio = 0.1\nnew_column_after = 1200\nseed = 3\n"
+    )
+}
+
+fn pipeline(count: u64, lz: &std::path::Path, sink_extra: &str) -> MirrorConfig {
+    let text = format!(
+        "[sources.gen]\ntype = \"generator\"\n{}\n[sinks.lake]\ntype = \"onelake\"\ninputs = [\"gen\"]\n\
+         landing_zone = \"{}\"\nmax_file_rows = 400\nflush_interval = \"50ms\"\n{sink_extra}\n",
+        generator_settings(count),
+        lz.display()
+    );
+    MirrorConfig::parse(&text, "test.toml").unwrap()
+}
+
+#[tokio::test]
+async fn generator_through_the_engine_replicates_exactly_and_obeys_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = Engine::new(pipeline(2000, dir.path(), ""))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.sinks["lake"].rows, 2000);
+
+    let files = assert_contract(dir.path());
+    assert!(files.values().all(|n| n.len() >= 2), "{files:?}");
+    let replicated = replicate_dir(dir.path());
+    assert_replicated(
+        &replicated,
+        &generator_model(&generator_settings(2000)).await,
+    );
+
+    let orders = replicated.table("demo.schema/orders").unwrap();
+    let types: Vec<(&str, &str)> = orders
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.delta_type.as_str()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("id", "long"),
+            ("seq", "long"),
+            ("name", "string"),
+            ("quantity", "integer"),
+            ("price", "double"),
+            ("active", "boolean"),
+            ("created_at", "timestamp"),
+            ("day", "date"),
+            ("amount", "decimal(18,2)"),
+            ("payload", "binary"),
+            ("note", "string"),
+            ("extra", "string"),
+        ]
+    );
+    assert!(orders.incremental);
+    assert_eq!(orders.key_columns, ["id"]);
+    let partner: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("_partnerEvents.json")).unwrap())
+            .unwrap();
+    assert_eq!(partner["partnerName"], "mirror");
+    assert_eq!(partner["sourceInfo"]["sourceType"], "generator");
+    // State lives in the landing zone: the engine used it as its checkpoint store.
+    assert!(dir.path().join("_mirror_state/gen/source.json").exists());
+    assert!(dir
+        .path()
+        .join("demo.schema/orders/_mirror_table.json")
+        .exists());
+}
+
+#[tokio::test]
+async fn a_second_run_resumes_and_continues_the_file_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    Engine::new(pipeline(1000, dir.path(), ""))
+        .run()
+        .await
+        .unwrap();
+    let first = assert_contract(dir.path());
+    // Fabric moves processed files aside between the runs, keeping the last one.
+    let mut fabric = onelake_sim::Replicator::new(Arc::new(onelake_sim::LocalDir::new(dir.path())));
+    fabric.scan().unwrap();
+    let report = Engine::new(pipeline(2500, dir.path(), ""))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(
+        report.sources["gen"].rows, 1500,
+        "resumed from the checkpoint"
+    );
+    let second = assert_contract(dir.path());
+    for (folder, numbers) in &first {
+        assert!(second[folder].len() > numbers.len(), "{folder} continued");
+    }
+    fabric.scan().unwrap();
+    assert_replicated(&fabric, &generator_model(&generator_settings(2500)).await);
+}
+
+fn table(name: &str) -> Arc<Table> {
+    Arc::new(Table::new(TableId::new(name), ["id"]))
+}
+
+fn rows(ids: &[i64], values: ArrayRef) -> RecordBatch {
+    RecordBatch::try_from_iter([
+        ("id", Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef),
+        ("v", values),
+    ])
+    .unwrap()
+}
+
+fn options() -> WriterOptions {
+    WriterOptions {
+        flush_interval: Duration::from_millis(20),
+        ..WriterOptions::default()
+    }
+}
+
+async fn open(dir: &std::path::Path, options: WriterOptions) -> LandingZoneWriter {
+    let store: Arc<dyn LandingStore> = Arc::new(LocalStore::new(dir));
+    LandingZoneWriter::open(store, options).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_column_type_change_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = table("t");
+    let mut lz = open(dir.path(), options()).await;
+    lz.write_rows(
+        &t,
+        rows(&[1, 2], Arc::new(Int64Array::from(vec![10, 20]))),
+        vec![RowOp::Insert; 2],
+    )
+    .await
+    .unwrap();
+    lz.flush().await.unwrap();
+    // Narrower integers are widened to the recorded type.
+    lz.write_rows(
+        &t,
+        rows(&[3], Arc::new(Int32Array::from(vec![30]))),
+        vec![RowOp::Upsert],
+    )
+    .await
+    .unwrap();
+    lz.flush().await.unwrap();
+    let err = lz
+        .write_rows(
+            &t,
+            rows(&[4], Arc::new(StringArray::from(vec!["x"]))),
+            vec![RowOp::Upsert],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SinkError::Schema(_)), "{err}");
+    assert!(!err.is_transient());
+    assert!(
+        err.to_string()
+            .contains("column `v` of table `t` was written as int64"),
+        "{err}"
+    );
+    lz.close().await.unwrap();
+
+    // The guard survives a restart: it is recorded in _mirror_table.json.
+    let mut again = open(dir.path(), options()).await;
+    let err = again
+        .write_rows(
+            &t,
+            rows(&[5], Arc::new(StringArray::from(vec!["y"]))),
+            vec![RowOp::Upsert],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SinkError::Schema(_)), "{err}");
+    again.close().await.unwrap();
+
+    let r = replicate_dir(dir.path());
+    let t = r.table("t").unwrap();
+    assert_eq!(t.status, TableStatus::Replicating);
+    assert_eq!(t.len(), 3);
+    assert_eq!(t.column("v").unwrap().delta_type, "long");
+}
+
+#[tokio::test]
+async fn files_are_cut_by_rows_bytes_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = table("t");
+    let mut lz = open(
+        dir.path(),
+        WriterOptions {
+            max_file_rows: 100,
+            flush_interval: Duration::from_millis(200),
+            ..WriterOptions::default()
+        },
+    )
+    .await;
+    let ids: Vec<i64> = (0..250).collect();
+    let values: ArrayRef = Arc::new(Int64Array::from(ids.clone()));
+    lz.write_rows(&t, rows(&ids, values), vec![RowOp::Insert; 250])
+        .await
+        .unwrap();
+    // Full files are published on write, without waiting for a flush; the last one may still be
+    // publishing in the background (the next file is encoded meanwhile).
+    assert!(
+        (1..=2).contains(&lz.stats().files),
+        "full files published on write: {}",
+        lz.stats().files
+    );
+    assert!(
+        std::fs::read_dir(dir.path().join("t"))
+            .unwrap()
+            .any(|e| e.unwrap().file_name() == "00000000000000000001.parquet"),
+        "the first full file is in the folder before any flush"
+    );
+    let deadline = lz
+        .flush_deadline()
+        .expect("a partial file waits for its deadline");
+    assert!(deadline <= tokio::time::Instant::now() + Duration::from_millis(200));
+    lz.flush().await.unwrap();
+    assert_eq!(lz.stats().files, 3);
+    assert_eq!(lz.stats().rows, 250);
+
+    // A byte cap smaller than a batch splits it.
+    let mut small = open(
+        dir.path(),
+        WriterOptions {
+            max_file_bytes: 1024,
+            ..WriterOptions::default()
+        },
+    )
+    .await;
+    let u = table("u");
+    let ids: Vec<i64> = (0..1000).collect();
+    small
+        .write_rows(
+            &u,
+            rows(&ids, Arc::new(Int64Array::from(ids.clone()))),
+            vec![RowOp::Upsert; 1000],
+        )
+        .await
+        .unwrap();
+    small.flush().await.unwrap();
+    assert!(small.stats().files >= 10, "{:?}", small.stats().files);
+    small.close().await.unwrap();
+    lz.close().await.unwrap();
+
+    let r = replicate_dir(dir.path());
+    assert_eq!(r.table("t").unwrap().len(), 250);
+    assert_eq!(r.table("u").unwrap().len(), 1000);
+    assert_contract(dir.path());
+}
+
+#[tokio::test]
+async fn marker_free_files_only_for_a_fresh_tables_initial_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = table("t");
+    let opts = WriterOptions {
+        marker_free_initial_load: true,
+        ..options()
+    };
+    let mut lz = open(dir.path(), opts.clone()).await;
+    let ids: Vec<i64> = (0..10).collect();
+    lz.write_rows(
+        &t,
+        rows(&ids, Arc::new(Int64Array::from(ids.clone()))),
+        vec![RowOp::Insert; 10],
+    )
+    .await
+    .unwrap();
+    lz.flush().await.unwrap();
+    lz.write_rows(
+        &t,
+        rows(&[3], Arc::new(Int64Array::from(vec![33]))),
+        vec![RowOp::Update],
+    )
+    .await
+    .unwrap();
+    lz.flush().await.unwrap();
+    lz.write_rows(
+        &t,
+        rows(&[11], Arc::new(Int64Array::from(vec![11]))),
+        vec![RowOp::Insert],
+    )
+    .await
+    .unwrap();
+    lz.close().await.unwrap();
+    // After a restart the table has files: even inserts carry markers (upserts: re-sent rows must
+    // not duplicate).
+    let mut again = open(dir.path(), opts).await;
+    again
+        .write_rows(
+            &t,
+            rows(&[0, 1], Arc::new(Int64Array::from(vec![0, 1]))),
+            vec![RowOp::Insert; 2],
+        )
+        .await
+        .unwrap();
+    again.close().await.unwrap();
+
+    let r = replicate_dir(dir.path());
+    let t = r.table("t").unwrap();
+    assert_eq!(t.status, TableStatus::Replicating);
+    assert_eq!(
+        t.rows_by_marker.get(&-1),
+        Some(&10),
+        "{:?}",
+        t.rows_by_marker
+    );
+    assert_eq!(t.rows_by_marker.get(&1), Some(&1));
+    assert_eq!(
+        t.rows_by_marker.get(&4),
+        Some(&3),
+        "later inserts are written as upserts"
+    );
+    assert_eq!(t.len(), 11);
+    assert!(t.duplicate_keys().is_empty());
+}
+
+#[tokio::test]
+async fn a_crash_after_publish_continues_with_the_next_number_and_cleans_temp_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = table("t");
+    let mut lz = open(dir.path(), options()).await;
+    let ids: Vec<i64> = (0..5).collect();
+    let batch = rows(&ids, Arc::new(Int64Array::from(ids.clone())));
+    lz.write_rows(&t, batch.clone(), vec![RowOp::Insert; 5])
+        .await
+        .unwrap();
+    lz.flush().await.unwrap();
+    drop(lz); // crash: no close, no lease release, checkpoint never committed
+    std::fs::write(
+        dir.path()
+            .join("t/_mirror_tmp_00000000000000000002_dead.parquet"),
+        b"half",
+    )
+    .unwrap();
+
+    let mut again = open(dir.path(), options()).await;
+    // The engine re-sends the unacknowledged batch: it goes into file 2.
+    again
+        .write_rows(&t, batch, vec![RowOp::Insert; 5])
+        .await
+        .unwrap();
+    again.close().await.unwrap();
+    let numbers = assert_contract(dir.path());
+    assert_eq!(numbers["t"], vec![1, 2]);
+    let r = replicate_dir(dir.path());
+    let table = r.table("t").unwrap();
+    assert_eq!(table.len(), 5);
+    assert!(table.duplicate_keys().is_empty());
+}
+
+#[tokio::test]
+async fn a_second_writer_on_the_same_table_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = table("t");
+    let mut first = open(dir.path(), options()).await;
+    first.declare_table(t.clone()).await.unwrap();
+    let mut second = open(
+        dir.path(),
+        WriterOptions {
+            name: "other".into(),
+            ..options()
+        },
+    )
+    .await;
+    let err = second.declare_table(t.clone()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("is being written by another mirror"),
+        "{text}"
+    );
+    assert!(text.contains("writer `mirror`"), "{text}");
+    assert!(!err.is_transient());
+    first.close().await.unwrap();
+    // Released on close: now the second one may write.
+    second.declare_table(t).await.unwrap();
+    second.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_tables_mapping_to_one_folder_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lz = open(dir.path(), options()).await;
+    lz.declare_table(Arc::new(Table::new(TableId::new("a/b"), ["id"])))
+        .await
+        .unwrap();
+    let err = lz
+        .declare_table(Arc::new(Table::new(TableId::new("a:b"), ["id"])))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("would both be written to the landing-zone folder `a_b`"),
+        "{err}"
+    );
+    lz.close().await.unwrap();
+    // Also across runs: the folder remembers its table.
+    let mut again = open(dir.path(), options()).await;
+    let err = again
+        .declare_table(Arc::new(Table::new(TableId::new("a?b"), ["id"])))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("`a/b` and `a?b`"), "{err}");
+    again.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn key_columns_never_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lz = open(dir.path(), options()).await;
+    lz.declare_table(table("t")).await.unwrap();
+    lz.close().await.unwrap();
+    let mut again = open(dir.path(), options()).await;
+    let err = again
+        .declare_table(Arc::new(Table::new(TableId::new("t"), ["other"])))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SinkError::KeyChange { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn the_example_generator_config_obeys_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/configs/generator-local.toml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains("landing_zone = \"./landing-zone\""));
+    let text = text.replace(
+        "landing_zone = \"./landing-zone\"",
+        &format!("landing_zone = \"{}\"", dir.path().display()),
+    );
+    let config = MirrorConfig::parse(&text, "generator-local.toml").unwrap();
+    let report = Engine::new(config).run().await.unwrap();
+    assert_eq!(report.sinks["lake"].rows, 20000);
+    let files = assert_contract(dir.path());
+    assert_eq!(files.len(), 3);
+    assert!(files.values().all(|n| n.len() >= 2), "{files:?}");
+    // The generator settings of the example, as the model sees them.
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    let mut gen = table["sources"]["gen"].as_table().unwrap().clone();
+    gen.remove("type");
+    let model = generator_model(&toml::to_string(&gen).unwrap()).await;
+    let replicated = replicate_dir(dir.path());
+    assert_replicated(&replicated, &model);
+    for t in replicated.tables().values() {
+        assert!(
+            t.rows_by_marker.contains_key(&2),
+            "{}: deletes included",
+            t.path
+        );
+        assert!(
+            t.column("extra").is_some(),
+            "{}: schema growth included",
+            t.path
+        );
+    }
+}
