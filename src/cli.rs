@@ -9,6 +9,7 @@ use crate::logging::LogFormat;
 
 const EXAMPLES: &str = "\
 Examples:
+  mirror demo --duration 20             mirror a sample MongoDB into ./landing-zone for 20 s
   mirror check --config mirror.toml     validate a configuration and print its routes
   mirror run --config mirror.toml       mirror until stopped (Ctrl-C stops cleanly)
   mirror status --config mirror.toml    show each table's phase and position
@@ -54,6 +55,23 @@ pub enum Command {
         /// The configuration file.
         #[arg(short, long, default_value = "mirror.toml", env = "MIRROR_CONFIG")]
         config: PathBuf,
+    },
+    /// Mirror an embedded sample MongoDB database into a local landing zone, with live changes,
+    /// then show the resulting tables.
+    Demo {
+        /// Where the landing zone goes (created; a previous demo's is cleared).
+        #[arg(long, default_value = "landing-zone")]
+        landing_zone: PathBuf,
+        /// Stop by itself after this many seconds, with everything published and checkpointed
+        /// (default: run until Ctrl-C).
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Documents in the sample database.
+        #[arg(long, default_value_t = 10_000)]
+        docs: u64,
+        /// Live changes per second.
+        #[arg(long, default_value_t = 50)]
+        changes_per_sec: u32,
     },
     /// Show each source's and table's committed position from the checkpoint store.
     Status {

@@ -5,13 +5,13 @@
 //! `mirror_core::register_source!` and friends) and call [`main`]. See `examples/custom_binary.rs`.
 //!
 //! ```no_run
-//! // src/main.rs of a custom build; `my_components` registers its types with inventory.
-//! use my_components as _;
-//!
+//! // src/main.rs of a custom build; `my_components` registers its types with inventory and has a
+//! // `link()` function referring to the modules that register (see `mirror_core::link`).
 //! fn main() -> std::process::ExitCode {
+//!     my_components::link();
 //!     mirror::main()
 //! }
-//! # mod my_components {}
+//! # mod my_components { pub fn link() {} }
 //! ```
 //!
 //! It is wiring only: it parses the command line, sets up logging, links the first-party components
@@ -19,19 +19,24 @@
 
 mod cli;
 mod commands;
+mod demo;
 mod exit;
 mod logging;
 
 use clap::Parser;
 
-// Linking a crate is not enough for `inventory`: a crate nothing refers to is dropped by the linker
-// together with its registrations. These lines keep the first-party components in every build
-// (a test checks that `mirror check` knows their types).
-use mirror_mongodb as _;
-use mirror_onelake as _;
+/// Keeps the first-party components' `inventory` registrations in the binary: a linker drops object
+/// files nothing refers to, and their registrations with them (a test checks that `mirror check`
+/// knows every first-party type, in the stock binary and in a custom build).
+fn link_components() {
+    mirror_core::link();
+    mirror_mongodb::link();
+    mirror_onelake::link();
+}
 
 /// Runs the `mirror` command line with every component linked into this binary.
 pub fn main() -> std::process::ExitCode {
+    link_components();
     let cli = cli::Cli::parse();
     logging::init(cli.log_format, cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -42,5 +42,16 @@ pub use model::{ChangeBatch, Checkpoint, Partition, RowOp, Table, TableId};
 #[doc(hidden)]
 pub use inventory;
 
+/// Keeps this crate's registered components in the final binary.
+///
+/// `inventory` registrations live in static constructors of the object files that define them, and a
+/// linker drops object files nothing refers to, registrations included (silently). A binary calls
+/// each component crate's `link()` once, which refers to every registering module.
+#[inline(never)]
+pub fn link() {
+    sources::generator::link();
+    transforms::link();
+}
+
 /// This build's version, as shown by `mirror --version` and written into landing-zone metadata.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -18,6 +18,20 @@ pub async fn dispatch(command: Command) -> Code {
         Command::Run { config } => run::run(&config).await,
         Command::Check { config } => check::check(&config),
         Command::Status { config } => status::status(&config).await,
+        Command::Demo {
+            landing_zone,
+            duration,
+            docs,
+            changes_per_sec,
+        } => {
+            crate::demo::demo(crate::demo::DemoArgs {
+                landing_zone,
+                duration: duration.map(std::time::Duration::from_secs),
+                docs,
+                changes_per_sec,
+            })
+            .await
+        }
     }
 }
 

@@ -22,3 +22,9 @@ pub mod token;
 mod worker;
 
 pub use config::MongoSourceConfig;
+
+/// Keeps the `mongodb` source registered in a binary that links this crate (see `mirror_core::link`).
+#[inline(never)]
+pub fn link() {
+    source::link();
+}

@@ -29,6 +29,10 @@ mirror_core::register_source!(
     "MongoDB collections: initial sync, then change streams"
 );
 
+/// Referenced from the crate's `link()` so the linker keeps this module's registration.
+#[inline(never)]
+pub(crate) fn link() {}
+
 #[async_trait]
 impl SourceConfig for MongoSourceConfig {
     async fn build(&self, cx: SourceContext) -> Result<Box<dyn Source>, BuildError> {

@@ -101,6 +101,10 @@ crate::register_source!(
     "deterministic synthetic rows (smoke tests, benchmarks)"
 );
 
+/// Referenced from the crate's `link()` so the linker keeps this module's registration.
+#[inline(never)]
+pub(crate) fn link() {}
+
 /// The generator's checkpoint.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 struct GeneratorState {

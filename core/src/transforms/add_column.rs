@@ -78,6 +78,10 @@ crate::register_transform!(
     "add a constant or computed column"
 );
 
+/// Referenced from the crate's `link()` so the linker keeps this module's registration.
+#[inline(never)]
+pub(crate) fn link() {}
+
 #[async_trait]
 impl TransformConfig for AddColumnConfig {
     async fn build(&self, cx: TransformContext) -> Result<Box<dyn Transform>, BuildError> {

@@ -41,6 +41,10 @@ pub struct ColumnsConfig {
 
 crate::register_transform!("columns", ColumnsConfig, "drop and rename columns");
 
+/// Referenced from the crate's `link()` so the linker keeps this module's registration.
+#[inline(never)]
+pub(crate) fn link() {}
+
 #[async_trait]
 impl TransformConfig for ColumnsConfig {
     async fn build(&self, cx: TransformContext) -> Result<Box<dyn Transform>, BuildError> {

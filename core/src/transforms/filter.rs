@@ -37,6 +37,10 @@ pub struct FilterConfig {
 
 crate::register_transform!("filter", FilterConfig, "keep rows matching a predicate");
 
+/// Referenced from the crate's `link()` so the linker keeps this module's registration.
+#[inline(never)]
+pub(crate) fn link() {}
+
 #[async_trait]
 impl TransformConfig for FilterConfig {
     async fn build(&self, cx: TransformContext) -> Result<Box<dyn Transform>, BuildError> {

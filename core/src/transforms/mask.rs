@@ -68,6 +68,10 @@ crate::register_transform!(
     "hash, redact or null personal data columns"
 );
 
+/// Referenced from the crate's `link()` so the linker keeps this module's registration.
+#[inline(never)]
+pub(crate) fn link() {}
+
 #[async_trait]
 impl TransformConfig for MaskConfig {
     async fn build(&self, cx: TransformContext) -> Result<Box<dyn Transform>, BuildError> {

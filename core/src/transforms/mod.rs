@@ -24,6 +24,14 @@ pub use mask::MaskConfig;
 
 use crate::model::TableId;
 
+/// Refers to every registering module (see [`crate::link`]).
+pub(crate) fn link() {
+    filter::link();
+    columns::link();
+    mask::link();
+    add_column::link();
+}
+
 /// Which tables a transform acts on: all when empty, else those matching a pattern.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 #[serde(transparent)]

@@ -141,6 +141,10 @@ mirror_core::register_sink!(
     "Fabric Open Mirroring landing zone (OneLake, ADLS Gen2 or a local directory)"
 );
 
+/// Referenced from the crate's `link()` so the linker keeps this module's registration.
+#[inline(never)]
+pub(crate) fn link() {}
+
 impl OneLakeSinkConfig {
     /// A config for `landing_zone` with every default.
     pub fn new(landing_zone: impl Into<String>) -> Self {

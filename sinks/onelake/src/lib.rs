@@ -42,3 +42,9 @@ pub use error::SinkError;
 pub use publish::PublishMode;
 pub use sink::OneLakeSink;
 pub use writer::{LandingZoneWriter, WriterOptions, WriterStats};
+
+/// Keeps the `onelake` sink registered in a binary that links this crate (see `mirror_core::link`).
+#[inline(never)]
+pub fn link() {
+    config::link();
+}
