@@ -173,6 +173,8 @@ async fn throttling_5xx_and_timeouts_are_retried_and_nothing_is_lost() {
         f.inject(Fault::unavailable(Operation::Rename, 1));
         f.inject(Fault::unavailable(Operation::PutBlob, 1).on_path(".parquet"));
         f.inject(Fault::internal_error(Operation::GetBlob, 2));
+        // An expired token: the sink fetches the credential again and retries once.
+        f.inject(Fault::expired_token(Operation::PutBlob, 1).on_path("_mirror_table.json"));
         f.inject(Fault::delay(
             Operation::ListBlobs,
             1,
