@@ -371,6 +371,22 @@ async fn forbidden_and_missing_landing_zones_are_permanent_with_a_hint() {
     assert!(text.contains("permission denied"), "{text}");
     assert!(text.contains("Contributor"), "{text}");
 
+    // A workspace that does not exist: the message says to check the names.
+    let sim = OneLakeSim::start().await.unwrap();
+    sim.only_workspaces(["another-workspace"]);
+    let err = LandingZoneWriter::open(
+        store(remote_options(&sim)),
+        writer_options(PublishMode::Rename),
+    )
+    .await
+    .unwrap_err();
+    assert!(!err.is_transient());
+    let text = err.to_string();
+    assert!(
+        text.contains("does not exist: check the workspace and item"),
+        "{text}"
+    );
+
     let sim = OneLakeSim::start().await.unwrap();
     sim.tokens().deny_all_under("ws");
     let s = store(remote_options(&sim));
