@@ -451,3 +451,23 @@ async fn a_second_writer_through_the_simulator_is_refused() {
     );
     first.close().await.unwrap();
 }
+
+#[test]
+fn secrets_never_reach_debug_output() {
+    let text = format!(
+        "[sources.gen]\ntype = \"generator\"\ncount = 1\n[sinks.fabric]\ntype = \"onelake\"\ninputs = [\"gen\"]\n\
+         landing_zone = \"{}\"\nauth = {{ method = \"client_secret\", tenant_id = \"t\", client_id = \"c\", client_secret = \"s3cr3t-value\" }}\n\
+         [sinks.other]\ntype = \"onelake\"\ninputs = [\"gen\"]\nlanding_zone = \"{}\"\n\
+         auth = {{ method = \"bearer_token\", token = \"tok3n-value\" }}\n",
+        lz_url(),
+        lz_url().replace("/ws/", "/ws2/")
+    );
+    let config = MirrorConfig::parse(&text, "test.toml").unwrap();
+    for sink in &config.sinks {
+        // Build the store (and its credential provider), then print everything.
+        let store = sink.config.checkpoint_store().unwrap().unwrap();
+        let shown = format!("{config:?} {store:?}");
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
+        assert!(!shown.contains("tok3n-value"), "{shown}");
+    }
+}
