@@ -471,3 +471,35 @@ fn secrets_never_reach_debug_output() {
         assert!(!shown.contains("tok3n-value"), "{shown}");
     }
 }
+
+#[tokio::test]
+async fn an_adls_gen2_account_with_a_shared_key_works_too() {
+    let sim = OneLakeSim::start().await.unwrap();
+    let Location::Azure(location) =
+        parse_location("abfss://fs@acct.dfs.core.windows.net/mirror/lz").unwrap()
+    else {
+        panic!()
+    };
+    let auth = mirror_onelake::auth::AuthConfig::AccessKey {
+        account_key: mirror_core::config::Secret::new(
+            "a2V5LWtleS1rZXkta2V5LWtleS1rZXkta2V5LWtleQ==",
+        ),
+    };
+    let store: Arc<dyn LandingStore> =
+        Arc::new(RemoteStore::new(location, &auth, &remote_options(&sim)).unwrap());
+    let mut lz = LandingZoneWriter::open(store, writer_options(PublishMode::Rename))
+        .await
+        .unwrap();
+    let model = write_some(&mut lz).await.unwrap();
+    lz.close().await.unwrap();
+    let r = replicate(Arc::new(sim.storage().landing_zone("fs/mirror/lz")), true);
+    assert_replicated(&r, &model);
+    let renames: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.operation == Operation::Rename)
+        .collect();
+    assert_eq!(renames.len(), 3);
+    assert!(renames[0].headers["x-ms-rename-source"]
+        .starts_with("/fs/mirror/lz/sales.schema/orders/_mirror_tmp_"));
+}
