@@ -595,6 +595,15 @@ impl TableWriter {
             ack.acknowledge();
             return Ok(());
         }
+        if self.table.key_columns.is_empty() {
+            if let Some(op) = ops.iter().find(|op| **op != RowOp::Insert) {
+                return Err(SinkError::Config(format!(
+                    "table `{}` has no key columns, so Fabric cannot apply its {op:?} rows \
+                     (updates, upserts and deletes find rows by key); declare its key columns",
+                    self.table.id
+                )));
+            }
+        }
         let conformed = self.schema.conform(&rows)?;
         let total_bytes = conformed.rows.get_array_memory_size().max(1);
         let per_row = total_bytes.div_ceil(n).max(1);
