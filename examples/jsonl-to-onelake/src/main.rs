@@ -184,6 +184,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let table = Arc::new(Table::new(id, args.keys.clone()));
     let options = WriterOptions {
         name: "jsonl-to-onelake".into(),
+        partner: mirror_onelake::metadata::PartnerInfo {
+            source_type: "jsonl".into(),
+            ..Default::default()
+        },
         ..WriterOptions::default()
     };
     let mut writer = LandingZoneWriter::open_location(&args.landing_zone, options).await?;

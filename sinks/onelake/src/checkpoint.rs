@@ -84,29 +84,37 @@ impl LandingZoneCheckpointStore {
         Ok(present)
     }
 
-    async fn read_into(
+    /// Reads the records at `paths` (16 at a time) into `resume`; a later commit wins.
+    async fn read_all(
         &self,
         source: &str,
-        path: &str,
+        paths: Vec<String>,
         resume: &mut ResumeState,
     ) -> Result<(), CheckpointError> {
-        let Some(object) = self.store.get(path).await.map_err(other)? else {
-            return Ok(());
-        };
-        let shown = PathBuf::from(format!("{}/{path}", self.store.location()));
-        let (owner, partition, stored) = record::decode(&shown, &object.bytes)?;
-        if owner != source {
-            return Err(CheckpointError::Corrupt {
-                path: shown,
-                message: format!("it belongs to source `{owner}`, found under `{source}`"),
-            });
-        }
-        let newer = resume
-            .entries()
-            .find(|(p, _)| **p == partition)
-            .is_none_or(|(_, s)| s.committed_at <= stored.committed_at);
-        if newer {
-            resume.insert(partition, stored);
+        use futures::StreamExt;
+        let store = &self.store;
+        let mut fetched = futures::stream::iter(paths)
+            .map(|path| async move { (store.get(&path).await, path) })
+            .buffered(16);
+        while let Some((object, path)) = fetched.next().await {
+            let Some(object) = object.map_err(other)? else {
+                continue;
+            };
+            let shown = PathBuf::from(format!("{}/{path}", self.store.location()));
+            let (owner, partition, stored) = record::decode(&shown, &object.bytes)?;
+            if owner != source {
+                return Err(CheckpointError::Corrupt {
+                    path: shown,
+                    message: format!("it belongs to source `{owner}`, found under `{source}`"),
+                });
+            }
+            let newer = resume
+                .entries()
+                .find(|(p, _)| **p == partition)
+                .is_none_or(|(_, s)| s.committed_at <= stored.committed_at);
+            if newer {
+                resume.insert(partition, stored);
+            }
         }
         Ok(())
     }
@@ -115,9 +123,7 @@ impl LandingZoneCheckpointStore {
 #[async_trait]
 impl CheckpointStore for LandingZoneCheckpointStore {
     async fn load(&self, source: &str) -> Result<ResumeState, CheckpointError> {
-        let mut resume = ResumeState::empty();
-        self.read_into(source, &Self::source_record(source), &mut resume)
-            .await?;
+        let mut paths = vec![Self::source_record(source)];
         let orphans = self
             .store
             .list(&join(&[STATE_DIR, source, "tables"]))
@@ -125,8 +131,7 @@ impl CheckpointStore for LandingZoneCheckpointStore {
             .map_err(other)?;
         for (name, _) in orphans.files {
             if name.ends_with(".json") {
-                let path = join(&[STATE_DIR, source, "tables", &name]);
-                self.read_into(source, &path, &mut resume).await?;
+                paths.push(join(&[STATE_DIR, source, "tables", &name]));
             }
         }
         let file = checkpoint_file_name(source);
@@ -135,14 +140,14 @@ impl CheckpointStore for LandingZoneCheckpointStore {
             if dir.ends_with(".schema") {
                 let tables = self.store.list(dir).await.map_err(other)?;
                 for table in tables.dirs.iter().filter(|d| !d.starts_with('_')) {
-                    self.read_into(source, &join(&[dir, table, &file]), &mut resume)
-                        .await?;
+                    paths.push(join(&[dir, table, &file]));
                 }
             } else {
-                self.read_into(source, &join(&[dir, &file]), &mut resume)
-                    .await?;
+                paths.push(join(&[dir, &file]));
             }
         }
+        let mut resume = ResumeState::empty();
+        self.read_all(source, paths, &mut resume).await?;
         Ok(resume)
     }
 

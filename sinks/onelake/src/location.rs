@@ -127,3 +127,54 @@ pub fn open_store(
         Location::Azure(location) => Ok(Arc::new(RemoteStore::new(location, auth, remote)?)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn azure(text: &str) -> AzureLocation {
+        match parse_location(text).unwrap() {
+            Location::Azure(a) => a,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn onelake_and_adls_urls_in_every_documented_form() {
+        let https = azure("https://onelake.dfs.fabric.microsoft.com/ws/item/Files/LandingZone");
+        let abfss = azure("abfss://ws@onelake.dfs.fabric.microsoft.com/item/Files/LandingZone/");
+        let blob = azure("https://onelake.blob.fabric.microsoft.com/ws/item/Files/LandingZone");
+        for a in [&https, &abfss, &blob] {
+            assert_eq!(
+                (
+                    a.account.as_str(),
+                    a.onelake,
+                    a.container.as_str(),
+                    a.prefix.as_str()
+                ),
+                ("onelake", true, "ws", "item/Files/LandingZone")
+            );
+        }
+        let adls = azure("https://acct.dfs.core.windows.net/fs/mirror/lz");
+        let adls2 = azure("abfss://fs@acct.dfs.core.windows.net/mirror/lz");
+        for a in [&adls, &adls2] {
+            assert_eq!(
+                (
+                    a.account.as_str(),
+                    a.onelake,
+                    a.container.as_str(),
+                    a.prefix.as_str()
+                ),
+                ("acct", false, "fs", "mirror/lz")
+            );
+        }
+        assert_eq!(
+            parse_location("file:///data/lz").unwrap(),
+            Location::Local("/data/lz".into())
+        );
+        assert!(parse_location("https://example.com/x/y").is_err());
+        assert!(parse_location("https://onelake.dfs.fabric.microsoft.com/ws").is_err());
+        assert!(parse_location("s3://bucket/x").is_err());
+        assert!(parse_location("").is_err());
+    }
+}

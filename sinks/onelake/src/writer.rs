@@ -150,6 +150,15 @@ impl Drop for InFlight {
     }
 }
 
+/// Which buffered rows become files now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cut {
+    /// Only full files (rows or bytes at their cap).
+    FullFiles,
+    /// Everything buffered.
+    All,
+}
+
 struct TableWriter {
     table: Arc<Table>,
     folder: String,
@@ -281,10 +290,16 @@ impl LandingZoneWriter {
     }
 
     /// Publishes everything buffered and renews leases that are due.
+    ///
+    /// Tables publish concurrently: every table's next file is started first, then each is
+    /// awaited.
     pub async fn flush(&mut self) -> Result<(), SinkError> {
         self.drain_inbox(false).await?;
         for table in self.tables.values_mut() {
-            table.publish_ready(&mut self.ctx, false).await?;
+            table.publish_ready(&mut self.ctx, Cut::All, false).await?;
+        }
+        for table in self.tables.values_mut() {
+            table.publish_ready(&mut self.ctx, Cut::All, true).await?;
             if let Some(lease) = &mut table.lease {
                 lease
                     .renew_if_due(&*self.ctx.store, &self.ctx.holder)
@@ -355,7 +370,9 @@ impl LandingZoneWriter {
             };
             writer.buffer_batch(batch, ack, &self.ctx.options)?;
             if publish_full {
-                writer.publish_ready(&mut self.ctx, true).await?;
+                writer
+                    .publish_ready(&mut self.ctx, Cut::FullFiles, false)
+                    .await?;
             }
         }
         Ok(())
@@ -578,6 +595,15 @@ impl TableWriter {
             ack.acknowledge();
             return Ok(());
         }
+        if self.table.key_columns.is_empty() {
+            if let Some(op) = ops.iter().find(|op| **op != RowOp::Insert) {
+                return Err(SinkError::Config(format!(
+                    "table `{}` has no key columns, so Fabric cannot apply its {op:?} rows \
+                     (updates, upserts and deletes find rows by key); declare its key columns",
+                    self.table.id
+                )));
+            }
+        }
         let conformed = self.schema.conform(&rows)?;
         let total_bytes = conformed.rows.get_array_memory_size().max(1);
         let per_row = total_bytes.div_ceil(n).max(1);
@@ -614,19 +640,23 @@ impl TableWriter {
         Ok(())
     }
 
-    /// Publishes files: all buffered rows, or (`full_only`) only while a full file is buffered.
-    ///
-    /// One file publishes in the background while the next one is encoded; with `full_only` this
-    /// returns while the last started publish is still running (its batches are acknowledged
-    /// when a later call sees it finish), otherwise once everything is published.
-    async fn publish_ready(&mut self, ctx: &mut Ctx, full_only: bool) -> Result<(), SinkError> {
+    /// Publishes the buffered rows `cut` allows. One file publishes in the background while the
+    /// next one is encoded; unless `wait_last`, this returns while the last started publish is
+    /// still running (its batches are acknowledged when a later call sees it finish).
+    async fn publish_ready(
+        &mut self,
+        ctx: &mut Ctx,
+        cut: Cut,
+        wait_last: bool,
+    ) -> Result<(), SinkError> {
         loop {
-            let can_cut = !self.buffer.is_empty() && (!full_only || self.is_full(&ctx.options));
+            let can_cut =
+                !self.buffer.is_empty() && (cut == Cut::All || self.is_full(&ctx.options));
             if self.next.is_none() && can_cut {
                 self.next = Some(self.encode_next(ctx).await?);
             }
             if self.in_flight.is_some() {
-                let wait = self.next.is_some() || !full_only;
+                let wait = self.next.is_some() || wait_last;
                 if !self.finish_in_flight(ctx, wait).await? {
                     return Ok(());
                 }

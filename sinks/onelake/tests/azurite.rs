@@ -171,6 +171,17 @@ fn rows(ids: Vec<i64>, tag: &str) -> RecordBatch {
     .unwrap()
 }
 
+/// Rows with a column the table has not seen yet (schema growth).
+fn grown(ids: Vec<i64>) -> RecordBatch {
+    let base = rows(ids.clone(), "d");
+    let mut columns: Vec<(&str, ArrayRef)> = vec![
+        ("id", base.column(0).clone()),
+        ("name", base.column(1).clone()),
+    ];
+    columns.push(("score", Arc::new(Int64Array::from(ids)) as ArrayRef));
+    RecordBatch::try_from_iter(columns).unwrap()
+}
+
 #[tokio::test]
 async fn put_mode_against_azurite_replicates_exactly_across_a_restart() {
     let Some(azurite) = start_azurite() else {
@@ -188,7 +199,7 @@ async fn put_mode_against_azurite_replicates_exactly_across_a_restart() {
         (rows((0..50).collect(), "a"), vec![RowOp::Insert; 50]),
         (rows((10..20).collect(), "b"), vec![RowOp::Update; 10]),
         (rows((0..5).collect(), "c"), vec![RowOp::Delete; 5]),
-        (rows((45..60).collect(), "d"), vec![RowOp::Upsert; 15]),
+        (grown((45..60).collect()), vec![RowOp::Upsert; 15]),
     ];
     let mut lz = LandingZoneWriter::open(store(azurite.port), options.clone())
         .await
@@ -227,5 +238,8 @@ async fn put_mode_against_azurite_replicates_exactly_across_a_restart() {
     download(&*store(azurite.port), dir.path()).await;
     let numbers = assert_contract(dir.path());
     assert_eq!(numbers["shop.schema/orders"], vec![1, 2, 3, 4]);
-    assert_replicated(&replicate_dir(dir.path()), &model);
+    let replicated = replicate_dir(dir.path());
+    assert_replicated(&replicated, &model);
+    let orders = replicated.table("shop.schema/orders").unwrap();
+    assert_eq!(orders.column("score").unwrap().delta_type, "long");
 }

@@ -474,3 +474,34 @@ async fn the_example_generator_config_obeys_the_contract() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_keyless_table_takes_inserts_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Table::new(TableId::new("log"), Vec::<String>::new()));
+    let mut lz = open(dir.path(), options()).await;
+    let batch = || rows(&[1, 1], Arc::new(Int64Array::from(vec![1, 2])));
+    lz.write_rows(&log, batch(), vec![RowOp::Insert; 2])
+        .await
+        .unwrap();
+    lz.flush().await.unwrap();
+    let err = lz
+        .write_rows(&log, batch(), vec![RowOp::Insert, RowOp::Delete])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("has no key columns"), "{err}");
+    assert!(!err.is_transient());
+    lz.close().await.unwrap();
+    let r = replicate_dir(dir.path());
+    let t = r.table("log").unwrap();
+    assert_eq!(
+        t.len(),
+        2,
+        "both rows, same id: a keyless table keeps duplicates"
+    );
+    assert_eq!(
+        t.rows_by_marker.get(&0),
+        Some(&2),
+        "inserts are written as 0 without keys"
+    );
+}

@@ -173,6 +173,8 @@ async fn throttling_5xx_and_timeouts_are_retried_and_nothing_is_lost() {
         f.inject(Fault::unavailable(Operation::Rename, 1));
         f.inject(Fault::unavailable(Operation::PutBlob, 1).on_path(".parquet"));
         f.inject(Fault::internal_error(Operation::GetBlob, 2));
+        // An expired token: the sink fetches the credential again and retries once.
+        f.inject(Fault::expired_token(Operation::PutBlob, 1).on_path("_mirror_table.json"));
         f.inject(Fault::delay(
             Operation::ListBlobs,
             1,
@@ -369,6 +371,22 @@ async fn forbidden_and_missing_landing_zones_are_permanent_with_a_hint() {
     assert!(text.contains("permission denied"), "{text}");
     assert!(text.contains("Contributor"), "{text}");
 
+    // A workspace that does not exist: the message says to check the names.
+    let sim = OneLakeSim::start().await.unwrap();
+    sim.only_workspaces(["another-workspace"]);
+    let err = LandingZoneWriter::open(
+        store(remote_options(&sim)),
+        writer_options(PublishMode::Rename),
+    )
+    .await
+    .unwrap_err();
+    assert!(!err.is_transient());
+    let text = err.to_string();
+    assert!(
+        text.contains("does not exist: check the workspace and item"),
+        "{text}"
+    );
+
     let sim = OneLakeSim::start().await.unwrap();
     sim.tokens().deny_all_under("ws");
     let s = store(remote_options(&sim));
@@ -432,4 +450,56 @@ async fn a_second_writer_through_the_simulator_is_refused() {
         "{err}"
     );
     first.close().await.unwrap();
+}
+
+#[test]
+fn secrets_never_reach_debug_output() {
+    let text = format!(
+        "[sources.gen]\ntype = \"generator\"\ncount = 1\n[sinks.fabric]\ntype = \"onelake\"\ninputs = [\"gen\"]\n\
+         landing_zone = \"{}\"\nauth = {{ method = \"client_secret\", tenant_id = \"t\", client_id = \"c\", client_secret = \"s3cr3t-value\" }}\n\
+         [sinks.other]\ntype = \"onelake\"\ninputs = [\"gen\"]\nlanding_zone = \"{}\"\n\
+         auth = {{ method = \"bearer_token\", token = \"tok3n-value\" }}\n",
+        lz_url(),
+        lz_url().replace("/ws/", "/ws2/")
+    );
+    let config = MirrorConfig::parse(&text, "test.toml").unwrap();
+    for sink in &config.sinks {
+        // Build the store (and its credential provider), then print everything.
+        let store = sink.config.checkpoint_store().unwrap().unwrap();
+        let shown = format!("{config:?} {store:?}");
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
+        assert!(!shown.contains("tok3n-value"), "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn an_adls_gen2_account_with_a_shared_key_works_too() {
+    let sim = OneLakeSim::start().await.unwrap();
+    let Location::Azure(location) =
+        parse_location("abfss://fs@acct.dfs.core.windows.net/mirror/lz").unwrap()
+    else {
+        panic!()
+    };
+    let auth = mirror_onelake::auth::AuthConfig::AccessKey {
+        account_key: mirror_core::config::Secret::new(
+            "a2V5LWtleS1rZXkta2V5LWtleS1rZXkta2V5LWtleQ==",
+        ),
+    };
+    let store: Arc<dyn LandingStore> =
+        Arc::new(RemoteStore::new(location, &auth, &remote_options(&sim)).unwrap());
+    let mut lz = LandingZoneWriter::open(store, writer_options(PublishMode::Rename))
+        .await
+        .unwrap();
+    let model = write_some(&mut lz).await.unwrap();
+    lz.close().await.unwrap();
+    let r = replicate(Arc::new(sim.storage().landing_zone("fs/mirror/lz")), true);
+    assert_replicated(&r, &model);
+    let renames: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.operation == Operation::Rename)
+        .collect();
+    assert_eq!(renames.len(), 3);
+    assert!(renames[0].headers["x-ms-rename-source"]
+        .starts_with("/fs/mirror/lz/sales.schema/orders/_mirror_tmp_"));
 }

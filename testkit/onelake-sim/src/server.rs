@@ -57,6 +57,7 @@ struct Inner {
     faults: Faults,
     tokens: TokenPolicy,
     log: Mutex<Vec<LoggedRequest>>,
+    workspaces: Mutex<Option<Vec<String>>>,
 }
 
 /// A running simulator; stops when dropped.
@@ -111,6 +112,7 @@ impl OneLakeSim {
             faults: Faults::default(),
             tokens: TokenPolicy::default(),
             log: Mutex::new(Vec::new()),
+            workspaces: Mutex::new(None),
         });
         let server = inner.clone();
         let task = tokio::spawn(async move {
@@ -148,6 +150,16 @@ impl OneLakeSim {
     /// The token policy.
     pub fn tokens(&self) -> &TokenPolicy {
         &self.inner.tokens
+    }
+
+    /// Only these workspaces (containers) exist from now on; requests to others get 404
+    /// `ContainerNotFound` (Blob) or `FilesystemNotFound` (DFS). By default every one exists.
+    pub fn only_workspaces(&self, names: impl IntoIterator<Item = impl Into<String>>) {
+        *self
+            .inner
+            .workspaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(names.into_iter().map(Into::into).collect());
     }
 
     /// Every request so far.
@@ -360,8 +372,23 @@ async fn handle(
         }
     }
     let write = !matches!(method, Method::GET | Method::HEAD);
+    let container = path.split('/').next().unwrap_or_default().to_owned();
+    let known = inner
+        .workspaces
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .is_none_or(|w| w.contains(&container));
     let response = match inner.tokens.check(header(&headers, "authorization").as_deref(), write, &path) {
         Err(f) => error_response(op, f.status, f.code, f.message, None),
+        Ok(()) if !known => {
+            let (code, message) = if is_dfs(op) {
+                ("FilesystemNotFound", "The specified filesystem does not exist.")
+            } else {
+                ("ContainerNotFound", "The specified container does not exist.")
+            };
+            error_response(op, 404, code, message, None)
+        }
         Ok(()) => match inner.faults.take(op, &path) {
             Some(FaultAction::Status { status, code, retry_after }) => {
                 error_response(op, status, code, "Injected fault.", retry_after.as_deref())

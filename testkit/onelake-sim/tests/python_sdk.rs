@@ -2,7 +2,8 @@
 //!
 //! Runs when a Python with `azure-storage-file-datalake` and `azure-storage-blob` is found
 //! (`ONELAKE_SIM_PYTHON`, else `.venv/bin/python` at the repository root); skipped with a note
-//! otherwise. Set `ONELAKE_SIM_REQUIRE_SDK=1` to make a missing SDK a failure.
+//! otherwise. Set `ONELAKE_SIM_REQUIRE_SDK=1` to make a missing SDK a failure. Install:
+//! `python3 -m venv .venv && .venv/bin/pip install -r testkit/onelake-sim/tests/sdk/requirements.txt`.
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -32,17 +32,25 @@ pub trait Invalidate: Send + Sync + std::fmt::Debug {
     fn invalidate(&self);
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Cached {
     token: Option<(Arc<AzureCredential>, Option<DateTime<Utc>>)>,
     refresh: bool,
 }
 
 /// An object_store credential provider over a [`TokenSource`], with a cache.
-#[derive(Debug)]
 pub struct TokenSourceProvider {
     source: Arc<dyn TokenSource>,
     cache: Mutex<Cached>,
+}
+
+impl std::fmt::Debug for TokenSourceProvider {
+    // Never the cached token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSourceProvider")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TokenSourceProvider {

@@ -70,7 +70,6 @@ impl Default for RemoteOptions {
 }
 
 /// OneLake or ADLS Gen2 through Blob (object_store) and DFS (our own requests).
-#[derive(Debug)]
 pub struct RemoteStore {
     location: AzureLocation,
     blob: MicrosoftAzure,
@@ -80,6 +79,16 @@ pub struct RemoteStore {
     dfs_root: String,
     emulator: bool,
     auth_method: &'static str,
+}
+
+impl std::fmt::Debug for RemoteStore {
+    // Only the location: object_store's clients print their credentials in `Debug`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteStore")
+            .field("location", &self.location())
+            .field("auth", &self.auth_method)
+            .finish()
+    }
 }
 
 impl RemoteStore {
