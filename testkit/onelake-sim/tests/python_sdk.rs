@@ -2,7 +2,8 @@
 //!
 //! Runs when a Python with `azure-storage-file-datalake` and `azure-storage-blob` is found
 //! (`ONELAKE_SIM_PYTHON`, else `.venv/bin/python` at the repository root); skipped with a note
-//! otherwise. Set `ONELAKE_SIM_REQUIRE_SDK=1` to make a missing SDK a failure. Install:
+//! otherwise. With `CI` (or `ONELAKE_SIM_REQUIRE_SDK=1`) set, a missing SDK is a failure; `.ci/run`
+//! installs it into `.venv`. Install:
 //! `python3 -m venv .venv && .venv/bin/pip install -r testkit/onelake-sim/tests/sdk/requirements.txt`.
 
 use std::path::PathBuf;
@@ -29,7 +30,7 @@ fn python() -> Option<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn microsofts_python_sdks_work_against_the_simulator() {
     let Some(python) = python() else {
-        if std::env::var_os("ONELAKE_SIM_REQUIRE_SDK").is_some() {
+        if std::env::var_os("ONELAKE_SIM_REQUIRE_SDK").is_some() || std::env::var_os("CI").is_some() {
             panic!("no Python with the Azure Storage SDKs (set ONELAKE_SIM_PYTHON)");
         }
         eprintln!(
