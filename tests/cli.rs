@@ -304,5 +304,8 @@ fn the_example_configuration_is_valid() {
     let printed = text(&out);
     assert!(out.status.success(), "{printed}");
     assert!(printed.contains("atlas -> pii -> fabric"), "{printed}");
-    assert!(!printed.contains("very-secret-value") && !printed.contains(":pw@"), "{printed}");
+    assert!(
+        !printed.contains("very-secret-value") && !printed.contains(":pw@"),
+        "{printed}"
+    );
 }

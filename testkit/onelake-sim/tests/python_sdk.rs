@@ -30,7 +30,8 @@ fn python() -> Option<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn microsofts_python_sdks_work_against_the_simulator() {
     let Some(python) = python() else {
-        if std::env::var_os("ONELAKE_SIM_REQUIRE_SDK").is_some() || std::env::var_os("CI").is_some() {
+        if std::env::var_os("ONELAKE_SIM_REQUIRE_SDK").is_some() || std::env::var_os("CI").is_some()
+        {
             panic!("no Python with the Azure Storage SDKs (set ONELAKE_SIM_PYTHON)");
         }
         eprintln!(
