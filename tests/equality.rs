@@ -160,7 +160,8 @@ fn write_randomly(
             }
             6 | 7 => {
                 let id = pick(&mut dice);
-                let replacement = document(id.clone(), version, &mut dice, dice.below(2) == 0);
+                let late = dice.below(2) == 0;
+                let replacement = document(id.clone(), version, &mut dice, late);
                 sim.replace_one(DB, COLL, doc! {"_id": id}, replacement)
                     .map(|_| ())
             }
@@ -171,8 +172,9 @@ fn write_randomly(
         };
         result.expect("the simulator accepts the write");
         done.fetch_add(1, Ordering::SeqCst);
-        // About 4,000 writes a second: the mirror sees them during the initial sync and after it.
-        if version % 8 == 0 {
+        // About 1,000 writes a second: they span the initial sync, every crash and restart, and
+        // the streaming afterwards.
+        if version % 2 == 0 {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
@@ -303,7 +305,7 @@ fn the_mirrored_table_equals_the_collection_through_writes_and_crashes() {
     let sizes = sizes();
     let seed = seed();
     let sim = MongoSim::start_on_thread(SimOptions::default()).expect("the simulator starts");
-    let handle = sim.handle();
+    let handle: SimHandle = (*sim).clone();
     let mut dice = Dice(seed);
     let docs: Vec<RawDocumentBuf> = (0..sizes.docs)
         .map(|n| {
@@ -359,7 +361,11 @@ lease = {{ ttl = "1s" }}
     let mut timing = Dice(seed ^ 0x7133);
     for round in 0..sizes.kills {
         let mut child = spawn_mirror(&config, &log);
-        let alive = Duration::from_millis(400 + timing.below(2_000));
+        // The first crash lands in the initial sync, the others anywhere.
+        let alive = match round {
+            0 => Duration::from_millis(150 + timing.below(350)),
+            _ => Duration::from_millis(300 + timing.below(1_700)),
+        };
         std::thread::sleep(alive);
         let _ = replicator.scan();
         child.kill().expect("SIGKILL");
