@@ -210,7 +210,7 @@ fn demo_mirrors_the_sample_database_and_stops_by_itself() {
             .table(name)
             .unwrap_or_else(|| panic!("no table {name}"));
         assert_eq!(t.status, TableStatus::Replicating);
-        assert!(t.len() > 0);
+        assert!(!t.is_empty());
     }
     // A second demo in the same place starts over instead of refusing.
     let out = mirror()
