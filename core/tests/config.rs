@@ -158,3 +158,13 @@ fn secrets_never_reach_debug_output_or_errors() {
         .to_string();
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+#[test]
+fn errors_in_table_sections_name_the_quoted_key() {
+    let text = format!("{VALID}\n[tables.\"shop.orders\"]\nflatten_depth = \"deep\"\n");
+    let err = error(&text);
+    assert!(
+        err.starts_with("mirror.toml:13:17: tables.\"shop.orders\".flatten_depth: invalid type: string \"deep\", expected u32"),
+        "{err}"
+    );
+}

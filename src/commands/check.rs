@@ -12,6 +12,32 @@ pub fn check(path: &Path) -> Code {
         Ok(c) => c,
         Err(code) => return code,
     };
+    let mut problems = Vec::new();
+    for issue in mirror_core::mapping::check(&config.tables) {
+        problems.push(format!("{}: {issue}", config.file));
+    }
+    // Declared target tables must map to distinct landing-zone folders.
+    let mut targets = Vec::new();
+    for (source_table, settings) in &config.tables {
+        if let Some(target) = &settings.target {
+            match target.parse::<mirror_core::TableId>() {
+                Ok(id) => targets.push(id),
+                Err(e) => problems.push(format!(
+                    "{}: tables.{source_table:?}.target: {e}",
+                    config.file
+                )),
+            }
+        }
+    }
+    if let Err(e) = mirror_onelake::naming::check_collisions(&targets) {
+        problems.push(format!("{}: [tables] targets: {e}", config.file));
+    }
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("error: {p}");
+        }
+        return Code::Usage;
+    }
     println!("{}: ok", config.file);
     println!("\ncomponents:");
     for s in &config.sources {
@@ -42,6 +68,7 @@ pub fn check(path: &Path) -> Code {
     for route in config.routes() {
         println!("  {}", route.join(" -> "));
     }
+
     match resolve_checkpoint_store(&config) {
         Ok(store) => println!("\ncheckpoints: {}", store.location()),
         Err(e) => {

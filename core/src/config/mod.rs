@@ -763,24 +763,47 @@ fn is_component_name(name: &str) -> bool {
 }
 
 /// The dotted path of the deepest key below `value` whose key or value contains `span.start`.
+///
+/// Tables made by `[a."b.c"]` headers have spans that do not enclose their contents, so every child
+/// is searched rather than only those whose span contains the position.
 fn deepest_key(value: &Spanned<DeValue<'_>>, path: &str, span: &Range<usize>) -> String {
-    if let DeValue::Table(table) = value.get_ref() {
-        for (k, v) in table.iter() {
-            let child = format!("{path}.{}", k.get_ref());
-            if k.span().contains(&span.start) {
-                return child;
+    find_key(value, path, span.start).unwrap_or_else(|| path.to_owned())
+}
+
+fn find_key(value: &Spanned<DeValue<'_>>, path: &str, at: usize) -> Option<String> {
+    match value.get_ref() {
+        DeValue::Table(table) => {
+            for (k, v) in table.iter() {
+                let child = format!("{path}.{}", quote_key(k.get_ref()));
+                if k.span().contains(&at) {
+                    return Some(child);
+                }
+                if let Some(found) = find_key(v, &child, at) {
+                    return Some(found);
+                }
+                if v.span().contains(&at) {
+                    return Some(child);
+                }
             }
-            if v.span().contains(&span.start) {
-                return deepest_key(v, &child, span);
-            }
+            None
         }
+        DeValue::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
+            let child = format!("{path}[{i}]");
+            find_key(v, &child, at).or_else(|| v.span().contains(&at).then_some(child))
+        }),
+        _ => None,
     }
-    if let DeValue::Array(items) = value.get_ref() {
-        for (i, v) in items.iter().enumerate() {
-            if v.span().contains(&span.start) {
-                return deepest_key(v, &format!("{path}[{i}]"), span);
-            }
-        }
+}
+
+/// A key as written in TOML: bare if it can be, quoted otherwise (`"shop.orders"`).
+fn quote_key(key: &str) -> String {
+    if !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
     }
-    path.to_owned()
 }
