@@ -128,6 +128,24 @@ pub struct SourceContext {
     pub tables: Arc<BTreeMap<String, TableSettings>>,
     /// Cancelled when the engine shuts down; sources with background tasks stop them on it.
     pub shutdown: CancellationToken,
+    /// How many of this source's items (batches and checkpoint items, counted from 1 in the order
+    /// `next` returned them) are committed. A source waits on it to make state durable before it
+    /// goes on (a barrier), e.g. a table's new column types before the first file holding them.
+    pub committed: tokio::sync::watch::Receiver<u64>,
+}
+
+impl SourceContext {
+    /// A context for a source used outside the engine (tests, embedding): nothing is ever reported
+    /// committed.
+    pub fn standalone(name: impl Into<String>, resume: ResumeState) -> Self {
+        Self {
+            name: name.into(),
+            resume,
+            tables: Arc::default(),
+            shutdown: CancellationToken::new(),
+            committed: tokio::sync::watch::channel(0).1,
+        }
+    }
 }
 
 /// What a transform is built with.

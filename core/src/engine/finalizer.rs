@@ -51,6 +51,8 @@ pub(crate) struct Finalizer {
     pub shutdown: CancellationToken,
     pub failures: Failures,
     pub stats: Arc<FinalizerStats>,
+    /// The number of the source's items committed so far (see `SourceContext::committed`).
+    pub committed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Finalizer {
@@ -68,12 +70,14 @@ impl Finalizer {
             }
             let mut merged = Checkpoint::none();
             let mut advanced = 0u64;
+            let mut last_seq = None;
             while let Some(front) = slots.front() {
                 match front.delivered {
                     Some(true) => {
                         let slot = slots.pop_front().expect("front exists");
                         merged.merge(slot.checkpoint);
                         advanced += 1;
+                        last_seq = Some(slot.seq);
                     }
                     Some(false) => {
                         blocked = true;
@@ -92,10 +96,14 @@ impl Finalizer {
             }
             if !merged.is_empty() && !self.commit(&merged).await {
                 blocked = true;
+                continue;
             }
             self.stats
                 .committed_items
                 .fetch_add(advanced, Ordering::Relaxed);
+            if let Some(seq) = last_seq {
+                self.committed.send_replace(seq);
+            }
         }
     }
 

@@ -356,7 +356,10 @@ impl Engine {
 
         // Build everything before starting anything, so a bad component fails fast.
         let mut built_sources: Vec<(String, Box<dyn Source>)> = Vec::new();
+        let mut committed_senders = BTreeMap::new();
         for spec in &config.sources {
+            let (committed_tx, committed_rx) = tokio::sync::watch::channel(0u64);
+            committed_senders.insert(spec.name.clone(), committed_tx);
             let resume =
                 store
                     .load(&spec.name)
@@ -377,6 +380,7 @@ impl Engine {
                     resume,
                     tables: tables.clone(),
                     shutdown: stop.clone(),
+                    committed: committed_rx,
                 })
                 .await?;
             built_sources.push((spec.name.clone(), source));
@@ -419,6 +423,9 @@ impl Engine {
                 shutdown: stop.clone(),
                 failures: failures.clone(),
                 stats,
+                committed: committed_senders
+                    .remove(&name)
+                    .expect("every source has a commit watch"),
             };
             let handle = tasks.spawn(finalizer.run(fin_rx));
             task_names.insert(handle.id(), ("finalizer", name.clone()));

@@ -383,12 +383,7 @@ mod tests {
     }
 
     fn cx(resume: ResumeState) -> SourceContext {
-        SourceContext {
-            name: "gen".into(),
-            resume,
-            tables: Default::default(),
-            shutdown: Default::default(),
-        }
+        SourceContext::standalone("gen", resume)
     }
 
     #[tokio::test]

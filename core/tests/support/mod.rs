@@ -32,6 +32,8 @@ pub struct Probe {
     pub source_failures: AtomicU64,
     /// Times a sink's flush was called.
     pub flushes: AtomicU64,
+    /// What the source saw committed when it waited after each item.
+    pub commit_waits: Mutex<Vec<u64>>,
     /// Batches a sink made durable, per sink name.
     pub batches: Mutex<BTreeMap<String, Vec<ChangeBatch>>>,
 }
@@ -94,6 +96,9 @@ pub struct CountingConfig {
     pub interval_ms: u64,
     /// A secret, to check redaction.
     pub password: Option<Secret>,
+    /// Before each item, wait until every earlier item is committed.
+    #[serde(default)]
+    pub wait_for_commit: bool,
 }
 
 mirror_core::register_source!("counting", CountingConfig, "test source");
@@ -105,6 +110,8 @@ struct Counting {
     pending_checkpoint: Option<u64>,
     transient_left: u64,
     table: Arc<Table>,
+    committed: Option<tokio::sync::watch::Receiver<u64>>,
+    emitted_items: u64,
 }
 
 #[derive(Debug)]
@@ -138,6 +145,8 @@ impl SourceConfig for CountingConfig {
             pending_checkpoint: None,
             transient_left: self.transient_times,
             table: Arc::new(Table::new(TableId::new("numbers"), ["seq"])),
+            committed: self.wait_for_commit.then(|| cx.committed.clone()),
+            emitted_items: 0,
         }))
     }
 }
@@ -173,6 +182,14 @@ pub fn rows_of(batch: &ChangeBatch) -> Vec<u64> {
 #[async_trait]
 impl Source for Counting {
     async fn next(&mut self) -> Result<Option<SourceItem>, ComponentError> {
+        if let Some(committed) = &mut self.committed {
+            if self.emitted_items > 0 {
+                let wanted = self.emitted_items;
+                let seen = *committed.wait_for(|c| *c >= wanted).await.unwrap();
+                self.probe.commit_waits.lock().unwrap().push(seen);
+            }
+            self.emitted_items += 1;
+        }
         if let Some(seq) = self.pending_checkpoint.take() {
             return Ok(Some(SourceItem::Checkpoint(Checkpoint::source(
                 CheckpointState::from_json(&seq).unwrap(),

@@ -67,12 +67,7 @@ impl Model {
 pub async fn generator_batches(toml_text: &str) -> Vec<ChangeBatch> {
     let config: GeneratorConfig = toml::from_str(toml_text).unwrap();
     let mut source = config
-        .build(SourceContext {
-            name: "gen".into(),
-            resume: Default::default(),
-            tables: Default::default(),
-            shutdown: Default::default(),
-        })
+        .build(SourceContext::standalone("gen", Default::default()))
         .await
         .unwrap();
     let mut out = Vec::new();
