@@ -72,7 +72,12 @@ impl LandingFiles for LocalDir {
         };
         for entry in entries {
             let entry = entry?;
-            let meta = entry.metadata()?;
+            // A writer may delete an entry between the listing and this look at it.
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
             out.push(FileEntry {
                 name: entry.file_name().to_string_lossy().into_owned(),
                 is_dir: meta.is_dir(),

@@ -393,10 +393,14 @@ impl Replicator {
         if self.move_processed {
             let last = table.last_applied;
             for (n, name) in numbers.range(..last) {
-                files.rename(
+                match files.rename(
                     &format!("{path}/{name}"),
                     &format!("{path}/{PROCESSED_DIR}/{name}"),
-                )?;
+                ) {
+                    // The folder was deleted meanwhile (the next scan drops the table).
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    other => other?,
+                }
                 let _ = n;
             }
         }

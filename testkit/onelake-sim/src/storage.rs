@@ -626,7 +626,10 @@ impl LandingFiles for LandingZoneView {
     fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
         self.storage
             .rename(&self.full(from), &self.full(to), &Conditions::default())
-            .map_err(|e| std::io::Error::other(e.message))
+            .map_err(|e| match e.status {
+                404 => std::io::Error::new(std::io::ErrorKind::NotFound, e.message),
+                _ => std::io::Error::other(e.message),
+            })
     }
 
     fn folder_id(&self, dir: &str) -> std::io::Result<Option<String>> {
