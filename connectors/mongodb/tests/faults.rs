@@ -118,6 +118,32 @@ async fn the_change_stream_survives_connections_closed_during_get_more() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_survives_connections_closed_during_list_collections() {
+    let mut h = Harness::new().await;
+    h.seed("orders", 0..100);
+    // At start: the first discovery fails twice in a row (the driver retries a read once).
+    h.fail_command(&["listCollections"], 2, doc! {"closeConnection": true});
+    h.run("");
+    h.wait_equal("orders", T).await;
+    // While running: periodic discovery, and the sampling and counting of a new collection.
+    h.fail_command(
+        &["listCollections", "aggregate", "count"],
+        6,
+        doc! {"closeConnection": true},
+    );
+    h.seed("customers", 0..60);
+    churn(&h, "orders", 0);
+    h.wait_equal("customers", T).await;
+    h.wait_equal("orders", T).await;
+    assert_eq!(
+        h.fail_point_left("failCommand").await,
+        0,
+        "every fault fired"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_stepdown_during_the_initial_sync_and_during_streaming() {
     let mut h = Harness::new().await;
     h.seed("orders", 0..3000);
