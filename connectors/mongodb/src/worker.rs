@@ -745,12 +745,21 @@ impl Worker {
                     let mut rt = self.tables.remove(idx);
                     rt.epoch += 1;
                     rt.state.phase = Phase::InitialSync;
-                    let checkpoint = table_checkpoint(&rt)?;
-                    let position = self.position();
-                    self.send(SourceItem::Batch(ChangeBatch::truncate(rt.table.clone(), checkpoint)), position).await?;
-                    self.plan_ranges(idx, &mut rt).await?;
+                    // The ranges go into the truncation's checkpoint: once it is committed, a
+                    // restart must find what is left to copy (not an empty list, which reads as
+                    // "copy complete" and would leave the table empty).
+                    let planned = self.plan_ranges(idx, &mut rt).await;
                     self.tables.insert(idx, rt);
+                    planned?;
+                    let checkpoint = table_checkpoint(&self.tables[idx])?;
+                    let table = self.tables[idx].table.clone();
+                    // Without the new stream position: until every table is emptied, a restart
+                    // must resume from the old one, find the history lost again and resync all.
+                    self.send(SourceItem::Batch(ChangeBatch::truncate(table, checkpoint)), None)
+                        .await?;
                 }
+                // Now the new position may be committed.
+                self.send_checkpoint().await?;
                 Ok(())
             }
         }

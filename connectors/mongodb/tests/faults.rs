@@ -302,6 +302,46 @@ async fn lost_history_with_resync_copies_again_without_the_rows_deleted_meanwhil
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_right_after_a_resync_began_copies_again_on_restart() {
+    let mut h = Harness::new().await;
+    h.seed("orders", 0..300);
+    h.run("");
+    h.wait_equal("orders", T).await;
+    h.stop().await;
+    lose_history(&h);
+    // The copy's reads are slow, so the run stops after the tables were emptied and before the
+    // first page of the new copy is committed.
+    h.fail_command(
+        &["find"],
+        1000,
+        doc! {"blockConnection": true, "blockTimeMS": 400},
+    );
+    h.run("");
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        // Emptied and about to copy: nothing of the new copy committed yet.
+        if let Some(s) = h.table_state("orders").await {
+            if s.phase == Phase::InitialSync && s.ranges.iter().all(|r| r.after.is_none()) {
+                break;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no resync began");
+        sleep_ms(20).await;
+    }
+    h.stop().await;
+    h.fail_point_left("failCommand").await;
+    let state = h.table_state("orders").await.unwrap();
+    assert_eq!(state.phase, Phase::InitialSync);
+    assert!(
+        !state.ranges.is_empty(),
+        "the committed state must say what is left to copy: {state:?}"
+    );
+    h.run("");
+    h.wait_equal("orders", T).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_history_with_the_fail_policy_stops_with_an_actionable_error() {
     let mut h = Harness::new().await;
     h.seed("orders", 0..100);
@@ -408,6 +448,59 @@ async fn drop_rename_and_drop_database_empty_tables_with_on_drop_truncate() {
     assert_eq!(h.replicated("orders").map(|t| t.len()), Some(0));
     assert_eq!(h.replicated("clients").map(|t| t.len()), Some(0));
     h.stop().await;
+}
+
+/// With the history lost, every table is emptied before the new stream position is emitted; the
+/// truncations carry the old one (a restart between them resyncs every table again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_moves_the_stream_position_only_after_every_table_is_emptied() {
+    let mut h = Harness::new().await;
+    h.seed("orders", 0..100);
+    h.seed("customers", 0..20);
+    h.seed("items", 0..20);
+    h.run("");
+    for coll in ["orders", "customers", "items"] {
+        h.wait_equal(coll, T).await;
+    }
+    h.stop().await;
+    let resume = h.checkpoints().await;
+    let old = h.stream_time().await.unwrap();
+    lose_history(&h);
+    let mut run = h.source("", resume).await;
+    let mut emptied = std::collections::BTreeSet::new();
+    run.until(T, |item| {
+        emptied.extend(truncated(item));
+        emptied.len() == 3
+    })
+    .await;
+    for item in &run.items {
+        assert_eq!(
+            position_of(item),
+            Some(old),
+            "an item up to the last truncation moved the stream position: {item:?}"
+        );
+    }
+    for table in ["orders", "customers", "items"] {
+        let state = run
+            .items
+            .iter()
+            .filter(|i| truncated(i).is_some_and(|t| t == format!("{DB}.schema/{table}")))
+            .map(|i| {
+                let id = mirror_core::TableId::with_schema(DB, table);
+                let state = checkpoint_of(i)
+                    .get(&mirror_core::Partition::Table(id))
+                    .unwrap();
+                mirror_mongodb::state::TableState::load(state).unwrap()
+            })
+            .next()
+            .unwrap();
+        assert_eq!(state.phase, Phase::InitialSync, "{table}");
+        assert!(!state.ranges.is_empty(), "{table}: {state:?}");
+        assert_eq!(state.copied, 0, "{table}");
+    }
+    run.until(T, |item| position_of(item).is_some_and(|t| t > old))
+        .await;
+    run.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
