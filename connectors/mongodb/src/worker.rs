@@ -595,9 +595,12 @@ impl Worker {
                 }
             }
             StreamMsg::Event { event, time, token } => {
+                // The event's own position is taken once the event is handled: a drop empties its
+                // table with the position *before* the drop, so a restart from that checkpoint
+                // sees the drop again rather than skipping the truncation.
+                self.on_event(event, time).await?;
                 self.stream_time = self.stream_time.max(time);
                 self.stream_token = Some(token);
-                self.on_event(event, time).await?;
             }
             StreamMsg::HistoryLost(message) => self.history_lost(message).await?,
             StreamMsg::Failed(e) => return Err(e),
@@ -669,7 +672,12 @@ impl Worker {
                 self.discover_now = true;
             }
             "dropDatabase" => {
-                for idx in 0..self.tables.len() {
+                // mongod reports each collection's drop first; whatever is left goes now. Tables of
+                // collections already gone are not emptied again (nor their names released: a
+                // new collection may have taken the name meanwhile).
+                let mut live: Vec<usize> = self.by_coll.values().copied().collect();
+                live.sort_unstable();
+                for idx in live {
                     self.collection_gone(idx, "dropped with its database")
                         .await?;
                 }

@@ -450,6 +450,50 @@ async fn drop_rename_and_drop_database_empty_tables_with_on_drop_truncate() {
     h.stop().await;
 }
 
+/// The batches before a drop's truncation must not carry the drop's stream position: committed,
+/// it would let a restart resume after the drop and never empty the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_checkpoint_passes_a_drop_before_its_truncation() {
+    let h = Harness::with_sim(mongo_sim::SimOptions {
+        noop_interval: None,
+        ..sim_options()
+    })
+    .await;
+    h.seed("orders", 0..10);
+    h.seed("customers", 0..10);
+    let mut run = h.source("on_drop = \"truncate\"", Default::default()).await;
+    // Both copies done (their tables streaming).
+    let mut copied = std::collections::BTreeSet::new();
+    run.until(T, |item| {
+        if let mirror_core::SourceItem::Batch(b) = item {
+            if b.num_rows() > 0 {
+                copied.insert(b.table().id.to_string());
+            }
+        }
+        copied.len() == 2
+    })
+    .await;
+    // Writes of both tables and the drop reach the stream in one batch.
+    h.sim.pause();
+    bump(&h, "customers", 0..3);
+    bump(&h, "orders", 0..3);
+    h.sim.drop_collection(DB, "orders").unwrap();
+    let dropped_at = ts_key(h.sim.cluster_time());
+    h.sim.resume();
+    let seen = run.items.len();
+    run.until(T, |item| truncated(item).is_some()).await;
+    for item in &run.items[seen..] {
+        let at = position_of(item).unwrap();
+        assert!(
+            at < dropped_at,
+            "an item before the truncation of orders is at the drop's position ({at} >= {dropped_at}): {item:?}"
+        );
+    }
+    run.until(T, |item| position_of(item).is_some_and(|t| t >= dropped_at))
+        .await;
+    run.close().await;
+}
+
 /// With the history lost, every table is emptied before the new stream position is emitted; the
 /// truncations carry the old one (a restart between them resyncs every table again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
