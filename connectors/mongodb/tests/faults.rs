@@ -302,6 +302,27 @@ async fn lost_history_with_resync_copies_again_without_the_rows_deleted_meanwhil
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_lost_while_running_resyncs_in_place() {
+    let mut h = Harness::new().await;
+    h.seed("orders", 0..300);
+    h.seed("customers", 0..50);
+    h.run("");
+    h.wait_equal("orders", T).await;
+    h.wait_equal("customers", T).await;
+    // The connection drops, and before the stream can resume, the oplog has moved past it.
+    h.sim.pause();
+    h.sim.drop_connections();
+    lose_history(&h);
+    h.sim.resume();
+    h.wait_equal("orders", T).await;
+    h.wait_equal("customers", T).await;
+    assert_eq!(h.table("orders").unwrap().rebuilds, 1);
+    churn(&h, "orders", 2);
+    h.wait_equal("orders", T).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_right_after_a_resync_began_copies_again_on_restart() {
     let mut h = Harness::new().await;
     h.seed("orders", 0..300);
