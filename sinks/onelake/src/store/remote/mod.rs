@@ -344,6 +344,26 @@ impl RemoteStore {
     }
 }
 
+/// Undoes object_store's percent-encoding of a path part (`a%252Fb` in a key is the name `a%2Fb`).
+fn decode_part(part: &str) -> String {
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| part.to_owned())
+}
+
 fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -453,15 +473,18 @@ impl LandingStore for RemoteStore {
                 .list_with_delimiter(Some(&prefix))
                 .await
                 .map_err(|e| self.map_error("list", dir, e))?;
+            // Names as the other operations take them: object_store percent-encodes some
+            // characters of a name (`%`, `[`, `~`, ...) into the object's key, and hands the key
+            // back from a listing.
             let mut listing = Listing::default();
             for p in result.common_prefixes {
                 if let Some(name) = p.filename() {
-                    listing.dirs.push(name.to_owned());
+                    listing.dirs.push(decode_part(name));
                 }
             }
             for o in result.objects {
                 if let Some(name) = o.location.filename() {
-                    listing.files.push((name.to_owned(), o.size));
+                    listing.files.push((decode_part(name), o.size));
                 }
             }
             listing.files.sort();
