@@ -209,7 +209,14 @@ struct MongoSource {
 impl Source for MongoSource {
     async fn next(&mut self) -> Result<Option<SourceItem>, ComponentError> {
         let Some(output) = self.rx.recv().await else {
-            return Ok(None);
+            // A change stream source never finishes by itself: every worker gone without a word
+            // is a failure, not the end of the data.
+            if self.shutdown.is_cancelled() {
+                return Ok(None);
+            }
+            return Err(ComponentError::permanent(SourceError(
+                "every database worker stopped unexpectedly".into(),
+            )));
         };
         let output = output?;
         if let Some(position) = output.position {

@@ -91,12 +91,29 @@ struct TableRt {
     ranges_left: usize,
 }
 
-/// Runs a database until shutdown or a permanent error (which it sends to `out`).
+/// Runs a database until shutdown or an error it cannot get past (which it sends to `out`).
+///
+/// Transient failures are retried here, where they happen (the stream task, the readers, and
+/// [`retrying`] around discovery and planning): nothing restarts a worker that returned, so the
+/// engine retrying [`mirror_core::Source::next`] would not bring the database back. An error that
+/// still ends the worker is therefore permanent for this run.
 pub async fn run(setup: WorkerSetup) {
     let out = setup.out.clone();
+    let shutdown = setup.shutdown.clone();
+    let db = setup.db.clone();
     let mut worker = Worker::new(setup);
     if let Err(e) = worker.run().await {
-        let _ = out.send(Err(e)).await;
+        if !shutdown.is_cancelled() {
+            let e = if e.is_transient() {
+                ComponentError::permanent(SourceError(format!(
+                    "database `{db}` stopped being mirrored: {}",
+                    e.chain()
+                )))
+            } else {
+                e
+            };
+            let _ = out.send(Err(e)).await;
+        }
     }
     worker.readers.abort_all();
     if let Some(task) = worker.stream_task.take() {
@@ -379,7 +396,11 @@ impl Worker {
     }
 
     async fn discover(&mut self) -> Result<(), ComponentError> {
-        let found = discovery::collections(&self.client, &self.config, &self.db).await?;
+        let (client, config, db) = (&self.client, &self.config, &self.db);
+        let found = retrying(&self.shutdown, "listing collections", || {
+            discovery::collections(client, config, db)
+        })
+        .await?;
         for d in found {
             if !self.by_coll.contains_key(&d.name) {
                 self.add_table(&d.name).await?;
@@ -401,7 +422,10 @@ impl Worker {
         .map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
         let collection = self.collection(coll);
         if mapping.sample_size > 0 {
-            let sample = self.sample(&collection, &mapping).await?;
+            let sample = retrying(&self.shutdown, "sampling a new collection", || {
+                self.sample(&collection, &mapping)
+            })
+            .await?;
             converter
                 .observe_sample(sample.iter().map(|d| d.as_ref()))
                 .map_err(|e| ComponentError::permanent(SourceError(format!("{source}: {e}"))))?;
@@ -468,16 +492,15 @@ impl Worker {
 
     async fn plan_ranges(&mut self, idx: usize, rt: &mut TableRt) -> Result<(), ComponentError> {
         let collection = self.collection(&rt.coll);
-        let estimated = collection
-            .estimated_document_count()
-            .await
-            .map_err(|e| classify(e, &format!("counting `{}`", collection.namespace())))?;
-        let points = snapshot::split_points(
-            &collection,
-            self.config.snapshot_readers,
-            estimated,
-            self.config.snapshot_page_size,
-        )
+        let (readers, page) = (self.config.snapshot_readers, self.config.snapshot_page_size);
+        let (estimated, points) = retrying(&self.shutdown, "planning an initial sync", || async {
+            let estimated = collection
+                .estimated_document_count()
+                .await
+                .map_err(|e| classify(e, &format!("counting `{}`", collection.namespace())))?;
+            let points = snapshot::split_points(&collection, readers, estimated, page).await?;
+            Ok((estimated, points))
+        })
         .await?;
         let mut bounds: Vec<Option<Bson>> = vec![None];
         bounds.extend(points.into_iter().map(Some));
@@ -572,9 +595,12 @@ impl Worker {
                 }
             }
             StreamMsg::Event { event, time, token } => {
+                // The event's own position is taken once the event is handled: a drop empties its
+                // table with the position *before* the drop, so a restart from that checkpoint
+                // sees the drop again rather than skipping the truncation.
+                self.on_event(event, time).await?;
                 self.stream_time = self.stream_time.max(time);
                 self.stream_token = Some(token);
-                self.on_event(event, time).await?;
             }
             StreamMsg::HistoryLost(message) => self.history_lost(message).await?,
             StreamMsg::Failed(e) => return Err(e),
@@ -646,7 +672,12 @@ impl Worker {
                 self.discover_now = true;
             }
             "dropDatabase" => {
-                for idx in 0..self.tables.len() {
+                // mongod reports each collection's drop first; whatever is left goes now. Tables of
+                // collections already gone are not emptied again (nor their names released: a
+                // new collection may have taken the name meanwhile).
+                let mut live: Vec<usize> = self.by_coll.values().copied().collect();
+                live.sort_unstable();
+                for idx in live {
                     self.collection_gone(idx, "dropped with its database")
                         .await?;
                 }
@@ -722,12 +753,21 @@ impl Worker {
                     let mut rt = self.tables.remove(idx);
                     rt.epoch += 1;
                     rt.state.phase = Phase::InitialSync;
-                    let checkpoint = table_checkpoint(&rt)?;
-                    let position = self.position();
-                    self.send(SourceItem::Batch(ChangeBatch::truncate(rt.table.clone(), checkpoint)), position).await?;
-                    self.plan_ranges(idx, &mut rt).await?;
+                    // The ranges go into the truncation's checkpoint: once it is committed, a
+                    // restart must find what is left to copy (not an empty list, which reads as
+                    // "copy complete" and would leave the table empty).
+                    let planned = self.plan_ranges(idx, &mut rt).await;
                     self.tables.insert(idx, rt);
+                    planned?;
+                    let checkpoint = table_checkpoint(&self.tables[idx])?;
+                    let table = self.tables[idx].table.clone();
+                    // Without the new stream position: until every table is emptied, a restart
+                    // must resume from the old one, find the history lost again and resync all.
+                    self.send(SourceItem::Batch(ChangeBatch::truncate(table, checkpoint)), None)
+                        .await?;
                 }
+                // Now the new position may be committed.
+                self.send_checkpoint().await?;
                 Ok(())
             }
         }
@@ -893,6 +933,33 @@ impl Worker {
         tokio::select! {
             r = self.out.send(Ok(output)) => r.map_err(|_| ComponentError::permanent(SourceError("the source was closed".into()))),
             _ = self.shutdown.cancelled() => Ok(()),
+        }
+    }
+}
+
+/// Runs `op` until it succeeds, fails for good, or the worker stops, waiting between transient
+/// failures (100 ms doubling to 5 s). See [`run`] for why the worker retries by itself.
+async fn retrying<T, F, Fut>(
+    shutdown: &CancellationToken,
+    what: &str,
+    mut op: F,
+) -> Result<T, ComponentError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ComponentError>>,
+{
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        match op().await {
+            Err(e) if e.is_transient() => {
+                warn!(error = %e.chain(), retry_in = ?backoff, "{what} failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Err(e),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+            }
+            other => return other,
         }
     }
 }

@@ -9,6 +9,10 @@
 //!   collection): `_mirror_state/<source>/tables/<folder, '/' as '%2F'>.json`, so that no folder
 //!   without `_metadata.json` is created. When both exist, the later commit wins.
 //!
+//! While a table is being emptied ([`crate::truncate`]) its folder is deleted and created again;
+//! its records are copied to `_mirror_truncate/<folder>/` first and read from there too, and its
+//! commits wait until the folder is back.
+//!
 //! Each record is one whole-object write (a Blob `Put Blob`, or a local rename), so a commit leaves
 //! the old or the new record, never a torn one. An unreadable record, or one written by a newer
 //! format, is an error: the sink never silently restarts a table from scratch.
@@ -146,6 +150,13 @@ impl CheckpointStore for LandingZoneCheckpointStore {
                 paths.push(join(&[dir, &file]));
             }
         }
+        // Copies kept by a truncation in progress (the folder may be gone or half rebuilt).
+        for folder in crate::truncate::intent_folders(&*self.store)
+            .await
+            .map_err(other)?
+        {
+            paths.push(join(&[&crate::truncate::intent_dir(&folder), &file]));
+        }
         let mut resume = ResumeState::empty();
         self.read_all(source, paths, &mut resume).await?;
         Ok(resume)
@@ -159,11 +170,19 @@ impl CheckpointStore for LandingZoneCheckpointStore {
                 Partition::Table(t) => {
                     let folder =
                         table_folder(t).map_err(|e| CheckpointError::Other(Box::new(e)))?;
-                    if self.folder_is_table(&folder).await? {
+                    // Not while the folder is being deleted and created again.
+                    let _guard = crate::truncate::lock_folder(&*self.store, &folder).await;
+                    let path = if self.folder_is_table(&folder).await? {
                         join(&[&folder, &checkpoint_file_name(source)])
                     } else {
                         Self::orphan_record(source, &folder)
-                    }
+                    };
+                    let bytes = record::encode(source, partition, state, now);
+                    self.store
+                        .put(&path, Bytes::from(bytes), PutMode::Overwrite)
+                        .await
+                        .map_err(other)?;
+                    continue;
                 }
             };
             let bytes = record::encode(source, partition, state, now);

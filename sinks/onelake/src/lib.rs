@@ -17,7 +17,8 @@
 //! (Parquet), [`publish`] (the publish protocol), [`writer`] (buffering, sequence numbers),
 //! [`store`] (local and remote storage), [`checkpoint`] (checkpoint store), [`lease`] (single
 //! writer), [`metadata`] (`_metadata.json`, `_partnerEvents.json`), [`state`]
-//! (`_mirror_table.json`), [`auth`], [`location`], [`config`], [`sink`].
+//! (`_mirror_table.json`), [`truncate`] (emptying a table), [`auth`], [`location`], [`config`],
+//! [`sink`].
 
 pub mod auth;
 pub mod checkpoint;
@@ -33,6 +34,7 @@ pub mod schema;
 pub mod sink;
 pub mod state;
 pub mod store;
+pub mod truncate;
 pub mod writer;
 
 pub use checkpoint::LandingZoneCheckpointStore;

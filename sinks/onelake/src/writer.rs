@@ -226,6 +226,7 @@ impl LandingZoneWriter {
         }
         ensure_partner_events(&*store, &options.partner).await?;
         let holder = Holder::new(&options.name);
+        crate::truncate::recover(&store, &holder, options.lease_ttl, &options.metadata).await?;
         Ok(Self {
             ctx: Ctx {
                 store,
@@ -280,7 +281,18 @@ impl LandingZoneWriter {
         self.write(batch, Ack::detached()).await
     }
 
+    /// Empties `table`: publishes what is buffered for it, then deletes its folder (Fabric drops
+    /// the table) and creates it again (a new, empty table; files start at 1 again). Rows written
+    /// after this call fill the new table. Returns once the table is empty in the landing zone.
+    /// See [`crate::truncate`] for the steps and what a crash in between leaves.
+    pub async fn truncate(&mut self, table: &Arc<Table>) -> Result<(), SinkError> {
+        let batch = ChangeBatch::truncate(table.clone(), Checkpoint::none());
+        self.write(batch, Ack::detached()).await
+    }
+
     /// Takes a batch; publishes full files. `ack` is acknowledged once every row is published.
+    /// A truncating batch ([`ChangeBatch::truncates`]) is carried out at once, as
+    /// [`LandingZoneWriter::truncate`] describes, and acknowledged when the table is empty.
     ///
     /// The writer owns the batch even if this fails: after a transient error it is kept and
     /// [`LandingZoneWriter::flush`] carries on with it.
@@ -350,6 +362,14 @@ impl LandingZoneWriter {
     async fn drain_inbox(&mut self, publish_full: bool) -> Result<(), SinkError> {
         while let Some((batch, _)) = self.inbox.front() {
             let table = batch.table().clone();
+            if batch.truncates() {
+                // Stays in the inbox until done: after a failure, the next flush carries on.
+                self.truncate_table(&table).await?;
+                if let Some((_, ack)) = self.inbox.pop_front() {
+                    ack.acknowledge();
+                }
+                continue;
+            }
             match self.tables.get(&table.id) {
                 None => self.open_table(table.clone()).await?,
                 Some(open) if open.table.key_columns != table.key_columns => {
@@ -375,6 +395,52 @@ impl LandingZoneWriter {
                     .await?;
             }
         }
+        Ok(())
+    }
+
+    /// Empties a table (see [`crate::truncate`]).
+    async fn truncate_table(&mut self, table: &Arc<Table>) -> Result<(), SinkError> {
+        let folder = table_folder(&table.id)?;
+        let store = self.ctx.store.clone();
+        if !self.tables.contains_key(&table.id) {
+            let started = store
+                .head(&join(&[
+                    &crate::truncate::intent_dir(&folder),
+                    crate::truncate::INTENT_FILE,
+                ]))
+                .await?
+                .is_some();
+            let exists = store
+                .head(&join(&[&folder, crate::naming::METADATA_FILE]))
+                .await?
+                .is_some();
+            if !started && !exists {
+                // Never written: there is nothing to empty, and no reason to create a table.
+                debug!(table = %table.id, "truncation of a table without a folder: nothing to do");
+                return Ok(());
+            }
+            self.open_table(table.clone()).await?;
+        }
+        let Some(writer) = self.tables.get_mut(&table.id) else {
+            return Err(SinkError::Internal("table vanished after opening".into()));
+        };
+        // What came before the truncation is published (and acknowledged) first.
+        writer.publish_ready(&mut self.ctx, Cut::All, true).await?;
+        // The lease file goes with the folder; a new one is taken in the rebuilt folder.
+        writer.lease = None;
+        let (options, holder) = (&self.ctx.options, &self.ctx.holder);
+        let lease = crate::truncate::truncate_folder(&*store, &folder, table, || async {
+            let lease = match options.lease_ttl {
+                Some(ttl) => Some(Lease::acquire(&*store, &folder, holder, ttl).await?),
+                None => None,
+            };
+            rebuild_table_files(&*store, &folder, table, &options.metadata).await?;
+            Ok::<_, SinkError>(lease)
+        })
+        .await?;
+        let mut fresh = open_table_state(&*store, &folder, table, options).await?;
+        fresh.lease = lease;
+        self.tables.insert(table.id.clone(), fresh);
         Ok(())
     }
 
@@ -414,6 +480,39 @@ impl LandingZoneWriter {
             }
         }
     }
+}
+
+/// The own files of an emptied (just created again) table folder: `_metadata.json` and a fresh
+/// `_mirror_table.json` (no columns, nothing published).
+pub(crate) async fn rebuild_table_files(
+    store: &dyn LandingStore,
+    folder: &str,
+    table: &Table,
+    metadata: &crate::metadata::MetadataOptions,
+) -> Result<(), SinkError> {
+    ensure_metadata(
+        store,
+        folder,
+        &table.id.to_string(),
+        &table.key_columns,
+        metadata,
+    )
+    .await?;
+    let record = TableState::new(
+        table.id.clone(),
+        table.key_columns.clone(),
+        Vec::new(),
+        false,
+        0,
+    );
+    store
+        .put(
+            &join(&[folder, TABLE_STATE_FILE]),
+            Bytes::from(record.encode()),
+            PutMode::Overwrite,
+        )
+        .await?;
+    Ok(())
 }
 
 async fn open_table_state(

@@ -242,4 +242,26 @@ async fn put_mode_against_azurite_replicates_exactly_across_a_restart() {
     assert_replicated(&replicated, &model);
     let orders = replicated.table("shop.schema/orders").unwrap();
     assert_eq!(orders.column("score").unwrap().delta_type, "long");
+
+    // Truncation without DFS: the emulator deletes the folder blob by blob.
+    let mut lz = LandingZoneWriter::open(store(azurite.port), options.clone())
+        .await
+        .unwrap();
+    lz.truncate(&t).await.unwrap();
+    let after = rows((100..103).collect(), "z");
+    lz.write_rows(&t, after.clone(), vec![RowOp::Upsert; 3])
+        .await
+        .unwrap();
+    lz.close().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    download(&*store(azurite.port), dir.path()).await;
+    assert_eq!(assert_contract(dir.path())["shop.schema/orders"], vec![1]);
+    let mut model = Model::default();
+    model.apply_rows(
+        "shop.schema/orders",
+        &t.key_columns,
+        &after,
+        &[RowOp::Upsert; 3],
+    );
+    assert_replicated(&replicate_dir(dir.path()), &model);
 }

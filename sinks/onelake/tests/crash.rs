@@ -1,4 +1,4 @@
-//! Crash tests: the writer dies at each step of the publish protocol and a new writer, fed again
+//! Crash tests: the writer dies at each step of the publish protocol (and of a truncation) and a new
 //! from the last committed batch (as the engine does), finishes the job. The replicated table must
 //! equal what was written, with no gap, no number published twice and no stall.
 
@@ -34,6 +34,12 @@ enum Step {
     AfterPut,
     /// Put mode: the process dies before the put.
     BeforePut,
+    /// Truncation: the intent is recorded; the folder is untouched.
+    AfterIntent,
+    /// Truncation: the table folder is deleted; nothing is rebuilt.
+    AfterFolderDelete,
+    /// Truncation: the folder is rebuilt and the intent removed; the truncation is not acknowledged.
+    AfterIntentRemoved,
 }
 
 #[derive(Debug)]
@@ -105,6 +111,10 @@ impl LandingStore for CrashingStore {
             }
             return Ok(String::new());
         }
+        if name == "intent.json" && self.due("intent", Step::AfterIntent) {
+            self.inner.put(path, bytes, mode).await?;
+            return Err(self.die(path));
+        }
         if name == "_mirror_table.json" && self.due("state", Step::AfterStateWrite) {
             self.inner.put(path, bytes, mode).await?;
             return Err(self.die(path));
@@ -137,9 +147,51 @@ impl LandingStore for CrashingStore {
         self.check_alive(path)?;
         self.inner.delete(path).await
     }
+    async fn delete_dir(&self, dir: &str) -> Result<(), StoreError> {
+        self.check_alive(dir)?;
+        let intent = dir.starts_with("_mirror_truncate/");
+        let due = if intent {
+            self.due("intent_removed", Step::AfterIntentRemoved)
+        } else {
+            self.due("folder_delete", Step::AfterFolderDelete)
+        };
+        self.inner.delete_dir(dir).await?;
+        if !intent {
+            // File numbers start again at 1 in the rebuilt folder.
+            self.published
+                .lock()
+                .unwrap()
+                .push(format!("truncated {dir}"));
+        }
+        if due {
+            return Err(self.die(dir));
+        }
+        Ok(())
+    }
 }
 
-fn batches() -> Vec<(Arc<Table>, RecordBatch, Vec<RowOp>)> {
+/// A batch of rows, or a truncation (`ops` empty).
+type Item = (Arc<Table>, Option<RecordBatch>, Vec<RowOp>);
+
+/// The rows of [`rows_batches`] with truncations in between.
+fn batches() -> Vec<Item> {
+    let rows = rows_batches();
+    let orders = rows[0].0.clone();
+    let people = rows[1].0.clone();
+    let mut out: Vec<Item> = Vec::new();
+    for (i, (table, batch, ops)) in rows.into_iter().enumerate() {
+        out.push((table, Some(batch), ops));
+        if i == 3 {
+            // `orders` emptied with rows of both tables before it, refilled after it.
+            out.push((orders.clone(), None, Vec::new()));
+        }
+    }
+    // `people` emptied last: an empty table remains.
+    out.push((people, None, Vec::new()));
+    out
+}
+
+fn rows_batches() -> Vec<(Arc<Table>, RecordBatch, Vec<RowOp>)> {
     let orders = Arc::new(Table::new(TableId::with_schema("s", "orders"), ["id"]));
     let people = Arc::new(Table::new(TableId::new("people"), ["id"]));
     let rows = |ids: Vec<i64>, tag: &str, extra: bool| {
@@ -219,11 +271,11 @@ async fn run(
     };
     let all = batches();
     for (i, (table, rows, ops)) in all.iter().enumerate().skip(start) {
-        if lz
-            .write_rows(table, rows.clone(), ops.clone())
-            .await
-            .is_err()
-        {
+        let written = match rows {
+            Some(rows) => lz.write_rows(table, rows.clone(), ops.clone()).await,
+            None => lz.truncate(table).await,
+        };
+        if written.is_err() {
             return i;
         }
         if lz.flush().await.is_err() {
@@ -256,7 +308,10 @@ async fn crash_and_recover(mode: PublishMode, step: Step, nth: usize) {
     let mut model = Model::default();
     for (table, rows, ops) in batches() {
         let folder = mirror_onelake::naming::table_folder(&table.id).unwrap();
-        model.apply_rows(&folder, &table.key_columns, &rows, &ops);
+        match rows {
+            Some(rows) => model.apply_rows(&folder, &table.key_columns, &rows, &ops),
+            None => model.tables.entry(folder).or_default().clear(),
+        }
     }
     assert_replicated(&fabric, &model);
     for t in fabric.tables().values() {
@@ -268,14 +323,30 @@ async fn crash_and_recover(mode: PublishMode, step: Step, nth: usize) {
         );
     }
     assert_contract(dir.path());
+    // No number published twice into one incarnation of a folder.
     let published = published.lock().unwrap().clone();
-    let mut unique = published.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(
-        unique.len(),
-        published.len(),
-        "{step:?}#{nth}: a number published twice: {published:?}"
+    let mut seen = std::collections::BTreeSet::new();
+    for path in &published {
+        if let Some(folder) = path.strip_prefix("truncated ") {
+            seen.retain(|p: &String| !p.starts_with(&format!("{folder}/")));
+            continue;
+        }
+        assert!(
+            seen.insert(path.clone()),
+            "{step:?}#{nth}: {path} published twice: {published:?}"
+        );
+    }
+    assert!(
+        !dir.path().join("_mirror_truncate").exists()
+            || std::fs::read_dir(dir.path().join("_mirror_truncate"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "{step:?}#{nth}: a truncation intent was left behind"
+    );
+    assert!(
+        fabric.table("people").unwrap().is_empty(),
+        "{step:?}#{nth}: people emptied"
     );
 }
 
@@ -289,6 +360,20 @@ async fn rename_mode_survives_a_crash_at_every_step() {
     for nth in 1..=3 {
         crash_and_recover(PublishMode::Rename, Step::AfterStateWrite, nth).await;
     }
+}
+
+#[tokio::test]
+async fn a_truncation_survives_a_crash_at_every_step() {
+    for nth in 1..=2 {
+        for step in [
+            Step::AfterIntent,
+            Step::AfterFolderDelete,
+            Step::AfterIntentRemoved,
+        ] {
+            crash_and_recover(PublishMode::Rename, step, nth).await;
+        }
+    }
+    crash_and_recover(PublishMode::Put, Step::AfterFolderDelete, 1).await;
 }
 
 #[tokio::test]

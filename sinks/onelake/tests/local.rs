@@ -505,3 +505,163 @@ async fn a_keyless_table_takes_inserts_only() {
         "inserts are written as 0 without keys"
     );
 }
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_truncation_empties_the_table_and_later_rows_fill_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = table("t");
+    let mut lz = open(dir.path(), options()).await;
+    // Fabric moves processed files aside as it goes, so there is a `_ProcessedFiles` to delete too.
+    let mut fabric = onelake_sim::Replicator::new(Arc::new(onelake_sim::LocalDir::new(dir.path())));
+    for part in 0..3i64 {
+        let ids: Vec<i64> = (part * 10..part * 10 + 10).collect();
+        lz.write_rows(
+            &t,
+            rows(&ids, Arc::new(Int64Array::from(ids.clone()))),
+            vec![RowOp::Upsert; 10],
+        )
+        .await
+        .unwrap();
+        lz.flush().await.unwrap();
+        fabric.scan().unwrap();
+    }
+    assert_eq!(fabric.table("t").unwrap().len(), 30);
+    // Rows buffered before the truncation are published first (their batches acknowledged),
+    // then the table is emptied.
+    let ids = [100i64, 101];
+    lz.write_rows(
+        &t,
+        rows(&ids, Arc::new(Int64Array::from(vec![1, 2]))),
+        vec![RowOp::Upsert; 2],
+    )
+    .await
+    .unwrap();
+    lz.truncate(&t).await.unwrap();
+    assert_eq!(lz.stats().files, 4);
+    assert_eq!(
+        files_in(&dir.path().join("t")),
+        ["_metadata.json", "_mirror_lease.json", "_mirror_table.json"]
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("t/_mirror_table.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["last_published"], 0);
+    assert_eq!(state["columns"], serde_json::json!([]));
+    fabric.scan().unwrap();
+    let emptied = fabric.table("t").unwrap();
+    assert!(emptied.is_empty(), "{} rows left", emptied.len());
+    assert_eq!(
+        (emptied.rebuilds, &emptied.status),
+        (1, &TableStatus::Replicating)
+    );
+
+    // Truncating again is harmless (a re-sent truncation after a restart); so is truncating a
+    // table that was never written, which creates nothing.
+    lz.truncate(&t).await.unwrap();
+    lz.truncate(&table("never")).await.unwrap();
+    assert!(!dir.path().join("never").exists());
+
+    // A new table: numbers start at 1, and a column may even take another type now.
+    let ids = [5i64, 6, 7];
+    let after = rows(&ids, Arc::new(StringArray::from(vec!["a", "b", "c"])));
+    lz.write_rows(&t, after.clone(), vec![RowOp::Upsert; 3])
+        .await
+        .unwrap();
+    lz.close().await.unwrap();
+    fabric.scan().unwrap();
+    let mut model = Model::default();
+    model.apply_rows("t", &t.key_columns, &after, &[RowOp::Upsert; 3]);
+    assert_replicated(&fabric, &model);
+    assert_eq!(fabric.table("t").unwrap().last_applied, 1);
+    assert!(
+        !dir.path().join("_mirror_truncate").exists()
+            || files_in(&dir.path().join("_mirror_truncate")).is_empty()
+    );
+    assert!(!dir.path().join("_mirror_trash").exists());
+}
+
+#[tokio::test]
+async fn a_truncated_tables_checkpoint_is_kept_and_a_half_done_truncation_is_finished() {
+    use mirror_core::checkpoint::CheckpointStore;
+    use mirror_core::model::{Checkpoint, CheckpointState, Partition};
+    use mirror_onelake::LandingZoneCheckpointStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn LandingStore> = Arc::new(LocalStore::new(dir.path()));
+    let checkpoints = LandingZoneCheckpointStore::new(store.clone());
+    let t = table("t");
+    let state = CheckpointState::from_json(&serde_json::json!({"at": 7})).unwrap();
+    let mut lz = open(dir.path(), options()).await;
+    let ids = [1i64, 2];
+    lz.write_rows(
+        &t,
+        rows(&ids, Arc::new(Int64Array::from(vec![1, 2]))),
+        vec![RowOp::Upsert; 2],
+    )
+    .await
+    .unwrap();
+    lz.flush().await.unwrap();
+    checkpoints
+        .commit(
+            "src",
+            &Checkpoint::none().with(Partition::Table(t.id.clone()), state.clone()),
+        )
+        .await
+        .unwrap();
+    assert!(dir.path().join("t/_mirror_checkpoint.src.json").exists());
+
+    // The folder is deleted and created again; the committed record stays.
+    lz.truncate(&t).await.unwrap();
+    assert_eq!(
+        checkpoints.load("src").await.unwrap().table(&t.id),
+        Some(&state)
+    );
+    lz.close().await.unwrap();
+
+    // A crash right after the delete leaves the intent with its copy of the record, and no folder.
+    let intent = dir.path().join("_mirror_truncate/t");
+    std::fs::create_dir_all(&intent).unwrap();
+    std::fs::copy(
+        dir.path().join("t/_mirror_checkpoint.src.json"),
+        intent.join("_mirror_checkpoint.src.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        intent.join("intent.json"),
+        serde_json::json!({
+            "format": "mirror-truncate", "version": 1, "table": t.id, "folder": "t",
+            "key_columns": ["id"], "started_at": "2026-01-01T00:00:00.000Z"
+        })
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(dir.path().join("t")).unwrap();
+    // The engine loads checkpoints before the sink opens: the copy is found.
+    let fresh = LandingZoneCheckpointStore::new(store.clone());
+    assert_eq!(fresh.load("src").await.unwrap().table(&t.id), Some(&state));
+    // Opening the landing zone finishes the truncation: an empty table with its record.
+    let mut lz = open(dir.path(), options()).await;
+    assert_eq!(
+        files_in(&dir.path().join("t")),
+        [
+            "_metadata.json",
+            "_mirror_checkpoint.src.json",
+            "_mirror_table.json"
+        ]
+    );
+    assert!(!intent.exists());
+    assert_eq!(fresh.load("src").await.unwrap().table(&t.id), Some(&state));
+    lz.truncate(&t).await.unwrap();
+    lz.close().await.unwrap();
+    let r = replicate_dir(dir.path());
+    assert!(r.table("t").unwrap().is_empty());
+}

@@ -503,3 +503,88 @@ async fn an_adls_gen2_account_with_a_shared_key_works_too() {
     assert!(renames[0].headers["x-ms-rename-source"]
         .starts_with("/fs/mirror/lz/sales.schema/orders/_mirror_tmp_"));
 }
+
+#[tokio::test]
+async fn a_truncation_drops_and_rebuilds_the_table_through_dfs() {
+    let sim = OneLakeSim::start().await.unwrap();
+    let mut lz = LandingZoneWriter::open(
+        store(remote_options(&sim)),
+        writer_options(PublishMode::Rename),
+    )
+    .await
+    .unwrap();
+    write_some(&mut lz).await.unwrap();
+    let mut fabric = onelake_sim::Replicator::new(Arc::new(sim.storage().landing_zone(LZ)));
+    fabric.scan().unwrap();
+    assert_eq!(fabric.table("sales.schema/orders").unwrap().len(), 17);
+
+    let t = table();
+    // Buffered rows go out before the table is emptied; the truncation waits for nothing else.
+    lz.write_rows(&t, batch(100..105, "x"), vec![RowOp::Upsert; 5])
+        .await
+        .unwrap();
+    lz.truncate(&t).await.unwrap();
+    // One recursive DFS delete of the folder (the simulator refuses a non-recursive one).
+    let deletes = sim
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.operation == Operation::Delete && r.path == format!("{LZ}/sales.schema/orders")
+        })
+        .map(|r| r.status)
+        .collect::<Vec<_>>();
+    assert_eq!(deletes, [200], "{deletes:?}");
+    fabric.scan().unwrap();
+    let emptied = fabric.table("sales.schema/orders").unwrap();
+    assert!(emptied.is_empty(), "{} rows left", emptied.len());
+    assert_eq!(emptied.rebuilds, 1);
+    assert_eq!(emptied.status, onelake_sim::TableStatus::Replicating);
+
+    let mut model = Model::default();
+    let rows = batch(7..12, "after");
+    model.apply_rows(
+        "sales.schema/orders",
+        &t.key_columns,
+        &rows,
+        &[RowOp::Upsert; 5],
+    );
+    lz.write_rows(&t, rows, vec![RowOp::Upsert; 5])
+        .await
+        .unwrap();
+    lz.close().await.unwrap();
+    fabric.scan().unwrap();
+    assert_replicated(&fabric, &model);
+    let table = fabric.table("sales.schema/orders").unwrap();
+    assert_eq!(table.last_applied, 1, "the new table starts at file 1");
+    let left = sim.storage().list_prefix(&format!("{LZ}/_mirror_truncate"));
+    assert!(
+        left.0.is_empty(),
+        "{:?} {:?}",
+        left.0.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        left.1
+    );
+}
+
+#[tokio::test]
+async fn checkpoints_of_tables_without_a_folder_are_found_again() {
+    use mirror_core::checkpoint::CheckpointStore;
+    use mirror_core::model::{Checkpoint, CheckpointState, Partition};
+    use mirror_onelake::LandingZoneCheckpointStore;
+    let sim = OneLakeSim::start().await.unwrap();
+    // A table in a schema, committed before its folder exists: the record's name holds `%2F`,
+    // which object_store keeps percent-encoded in the object's key.
+    let t = TableId::with_schema("shop", "empty");
+    let state = CheckpointState::from_json(&serde_json::json!({"done": true})).unwrap();
+    LandingZoneCheckpointStore::new(store(remote_options(&sim)))
+        .commit(
+            "src",
+            &Checkpoint::none().with(Partition::Table(t.clone()), state.clone()),
+        )
+        .await
+        .unwrap();
+    let resume = LandingZoneCheckpointStore::new(store(remote_options(&sim)))
+        .load("src")
+        .await
+        .unwrap();
+    assert_eq!(resume.table(&t), Some(&state));
+}

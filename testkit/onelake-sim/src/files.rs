@@ -28,6 +28,12 @@ pub trait LandingFiles: Send + Sync {
     fn read(&self, path: &str) -> io::Result<Option<Vec<u8>>>;
     /// Moves a file, creating the target's folder.
     fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+    /// The identity of the folder `dir` (Fabric watches a folder's ETag): it changes when the folder
+    /// is deleted and created again. `None` if the folder does not exist or the store has none.
+    fn folder_id(&self, dir: &str) -> io::Result<Option<String>> {
+        let _ = dir;
+        Ok(None)
+    }
 }
 
 /// A landing zone in a local directory.
@@ -66,7 +72,12 @@ impl LandingFiles for LocalDir {
         };
         for entry in entries {
             let entry = entry?;
-            let meta = entry.metadata()?;
+            // A writer may delete an entry between the listing and this look at it.
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
             out.push(FileEntry {
                 name: entry.file_name().to_string_lossy().into_owned(),
                 is_dir: meta.is_dir(),
@@ -91,5 +102,25 @@ impl LandingFiles for LocalDir {
             std::fs::create_dir_all(parent)?;
         }
         std::fs::rename(self.path(from), to)
+    }
+
+    /// Inode and birth time: a directory created again gets a new birth time even if the file
+    /// system reuses the inode number.
+    fn folder_id(&self, dir: &str) -> io::Result<Option<String>> {
+        let meta = match std::fs::metadata(self.path(dir)) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let born = meta
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0u64;
+        Ok(Some(format!("{inode}-{born}")))
     }
 }

@@ -14,7 +14,9 @@
 //!   upserts with `isUpsertDefaultRowMarker`);
 //! - a column missing from a file is NULL in that file's rows; a new column is added to the table;
 //!   a column whose type changes stops the table for good ([`TableStatus::Failed`]);
-//! - processed files are moved to `_ProcessedFiles/`, keeping the last one in the folder.
+//! - processed files are moved to `_ProcessedFiles/`, keeping the last one in the folder;
+//! - a deleted folder drops the table; a folder deleted and created again (a new identity, Fabric's
+//!   new ETag) is dropped and rebuilt from its own files, even if no scan saw it missing.
 //!
 //! The replicator also checks what Fabric cannot see but tests care about: a file that is rewritten
 //! after it was applied (an overwrite) fails the table.
@@ -86,9 +88,13 @@ pub struct ReplicatedTable {
     pub incremental: bool,
     /// Rows applied, in total, per marker value (`-1` for rows of marker-less files).
     pub rows_by_marker: BTreeMap<i32, u64>,
+    /// How many times the table was dropped and built anew: its folder was found deleted (and
+    /// later created again) or deleted and created again between two scans.
+    pub rebuilds: u64,
     rows: BTreeMap<Vec<Value>, Vec<Row>>,
     insert_seq: u64,
     applied_hashes: BTreeMap<u64, u64>,
+    folder_id: Option<String>,
 }
 
 impl ReplicatedTable {
@@ -102,9 +108,11 @@ impl ReplicatedTable {
             last_applied: 0,
             incremental: false,
             rows_by_marker: BTreeMap::new(),
+            rebuilds: 0,
             rows: BTreeMap::new(),
             insert_seq: 0,
             applied_hashes: BTreeMap::new(),
+            folder_id: None,
         }
     }
 
@@ -182,6 +190,8 @@ pub struct ScanReport {
 pub struct Replicator {
     files: Arc<dyn LandingFiles>,
     tables: BTreeMap<String, ReplicatedTable>,
+    /// Tables dropped because their folder vanished, with their rebuild count so far.
+    dropped: BTreeMap<String, u64>,
     move_processed: bool,
 }
 
@@ -213,6 +223,7 @@ impl Replicator {
         Self {
             files,
             tables: BTreeMap::new(),
+            dropped: BTreeMap::new(),
             move_processed: true,
         }
     }
@@ -253,7 +264,17 @@ impl Replicator {
         }
         let present: BTreeSet<&String> = folders.iter().collect();
         // A deleted folder drops the table.
-        self.tables.retain(|path, _| present.contains(path));
+        let gone: Vec<String> = self
+            .tables
+            .keys()
+            .filter(|p| !present.contains(p))
+            .cloned()
+            .collect();
+        for path in gone {
+            if let Some(t) = self.tables.remove(&path) {
+                self.dropped.insert(path, t.rebuilds);
+            }
+        }
         for path in &folders {
             self.scan_table(path, &mut report)?;
         }
@@ -262,10 +283,22 @@ impl Replicator {
 
     fn scan_table(&mut self, path: &str, report: &mut ScanReport) -> std::io::Result<()> {
         let files = self.files.clone();
-        let table = self
-            .tables
-            .entry(path.to_owned())
-            .or_insert_with(|| ReplicatedTable::new(path.to_owned()));
+        let dropped = &mut self.dropped;
+        let table = self.tables.entry(path.to_owned()).or_insert_with(|| {
+            let mut t = ReplicatedTable::new(path.to_owned());
+            if let Some(rebuilds) = dropped.remove(path) {
+                t.rebuilds = rebuilds + 1;
+            }
+            t
+        });
+        let folder_id = files.folder_id(path)?;
+        if table.folder_id.is_some() && folder_id.is_some() && table.folder_id != folder_id {
+            // The folder was deleted and created again: Fabric drops the table and rebuilds it.
+            let rebuilds = table.rebuilds + 1;
+            *table = ReplicatedTable::new(path.to_owned());
+            table.rebuilds = rebuilds;
+        }
+        table.folder_id = folder_id;
         if matches!(table.status, TableStatus::Failed { .. }) {
             return Ok(());
         }
@@ -360,10 +393,14 @@ impl Replicator {
         if self.move_processed {
             let last = table.last_applied;
             for (n, name) in numbers.range(..last) {
-                files.rename(
+                match files.rename(
                     &format!("{path}/{name}"),
                     &format!("{path}/{PROCESSED_DIR}/{name}"),
-                )?;
+                ) {
+                    // The folder was deleted meanwhile (the next scan drops the table).
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    other => other?,
+                }
                 let _ = n;
             }
         }

@@ -127,6 +127,9 @@ fn strip(etag: &str) -> &str {
 struct State {
     files: BTreeMap<String, StoredFile>,
     dirs: BTreeSet<String>,
+    /// When each directory was created (a counter value): its identity, which a directory deleted
+    /// and created again does not keep (Fabric sees a new ETag).
+    dir_ids: HashMap<String, u64>,
     blocks: HashMap<String, HashMap<String, Bytes>>,
     appends: HashMap<String, BTreeMap<u64, Bytes>>,
     counter: u64,
@@ -178,13 +181,31 @@ impl Storage {
         }
     }
 
+    fn insert_dir(state: &mut State, dir: &str) {
+        if state.dirs.insert(dir.to_owned()) {
+            state.counter += 1;
+            let id = state.counter;
+            state.dir_ids.insert(dir.to_owned(), id);
+        }
+    }
+
+    fn remove_dir(state: &mut State, dir: &str) {
+        state.dirs.remove(dir);
+        state.dir_ids.remove(dir);
+    }
+
+    /// The identity of the directory at `path` (new each time it is created), or `None`.
+    pub fn dir_id(&self, path: &str) -> Option<u64> {
+        self.lock().dir_ids.get(path).copied()
+    }
+
     fn add_parents(state: &mut State, path: &str) {
         let mut p = parent(path);
         while let Some(dir) = p {
             if !dir.contains('/') {
                 break; // the container itself
             }
-            state.dirs.insert(dir.to_owned());
+            Self::insert_dir(state, dir);
             p = parent(dir);
         }
     }
@@ -320,7 +341,7 @@ impl Storage {
             ));
         }
         Self::add_parents(&mut s, path);
-        s.dirs.insert(path.to_owned());
+        Self::insert_dir(&mut s, path);
         s.operations += 1;
         Ok(())
     }
@@ -430,13 +451,13 @@ impl Storage {
                 .cloned()
                 .collect();
             for k in dirs {
-                s.dirs.remove(&k);
+                Self::remove_dir(&mut s, &k);
                 let moved = if k == source {
                     dest.to_owned()
                 } else {
                     format!("{dest}/{}", &k[prefix.len()..])
                 };
-                s.dirs.insert(moved);
+                Self::insert_dir(&mut s, &moved);
             }
             Self::add_parents(&mut s, dest);
             s.operations += 1;
@@ -488,6 +509,8 @@ impl Storage {
             }
             s.files.retain(|k, _| !k.starts_with(&prefix));
             s.dirs.retain(|d| !d.starts_with(&prefix) && d != path);
+            s.dir_ids
+                .retain(|d, _| !d.starts_with(&prefix) && d != path);
             s.operations += 1;
             return Ok(());
         }
@@ -603,7 +626,17 @@ impl LandingFiles for LandingZoneView {
     fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
         self.storage
             .rename(&self.full(from), &self.full(to), &Conditions::default())
-            .map_err(|e| std::io::Error::other(e.message))
+            .map_err(|e| match e.status {
+                404 => std::io::Error::new(std::io::ErrorKind::NotFound, e.message),
+                _ => std::io::Error::other(e.message),
+            })
+    }
+
+    fn folder_id(&self, dir: &str) -> std::io::Result<Option<String>> {
+        Ok(self
+            .storage
+            .dir_id(&self.full(dir))
+            .map(|id| id.to_string()))
     }
 }
 

@@ -209,7 +209,49 @@ impl LandingStore for LocalStore {
         })
         .await
     }
+
+    async fn delete_dir(&self, dir: &str) -> Result<(), StoreError> {
+        let rel = dir.to_owned();
+        self.blocking(move |s| {
+            let path = s.path(&rel);
+            if rel.trim_matches('/').is_empty() {
+                return Err(StoreError::new(
+                    StoreErrorKind::Permanent,
+                    "delete_dir",
+                    &rel,
+                    "refusing to delete the landing zone itself",
+                ));
+            }
+            // One rename takes the folder away at once (readers see it whole or gone); the removal
+            // of what it held follows out of sight, in a `_` folder Fabric ignores.
+            let trash = s.root.join(TRASH_DIR);
+            fs::create_dir_all(&trash).map_err(|e| io_error("delete_dir", &rel, e))?;
+            let moved = trash.join(uuid::Uuid::new_v4().simple().to_string());
+            match fs::rename(&path, &moved) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io_error("delete_dir", &rel, e)),
+            }
+            if let Some(parent) = path.parent() {
+                sync_dir(parent);
+            }
+            fs::remove_dir_all(&moved).map_err(|e| io_error("delete_dir", TRASH_DIR, e))?;
+            // Whatever an earlier crash left in the trash goes too (best effort: another delete may
+            // be using the trash right now).
+            if let Ok(entries) = fs::read_dir(&trash) {
+                for entry in entries.flatten() {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            }
+            let _ = fs::remove_dir(&trash);
+            Ok(())
+        })
+        .await
+    }
 }
+
+/// Where [`LocalStore::delete_dir`] moves a folder before removing it.
+const TRASH_DIR: &str = "_mirror_trash";
 
 #[cfg(test)]
 mod tests {

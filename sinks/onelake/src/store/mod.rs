@@ -7,7 +7,9 @@
 //!   never replaces one (Blob `Put Blob` with `If-None-Match: *`);
 //! - [`LandingStore::rename_no_replace`] publishes a temp file under its final name and refuses to
 //!   overwrite (DFS `Path - Create` with `x-ms-rename-source` and `If-None-Match: *`);
-//! - [`PutMode::IfMatch`] replaces an object only if nobody changed it since it was read (leases).
+//! - [`PutMode::IfMatch`] replaces an object only if nobody changed it since it was read (leases);
+//! - [`LandingStore::delete_dir`] removes a whole table folder in one step where the store can
+//!   (truncation: Fabric drops the table when its folder goes).
 
 mod local;
 pub mod remote;
@@ -143,6 +145,14 @@ pub trait LandingStore: Send + Sync + fmt::Debug {
 
     /// Deletes the file at `path`; deleting a missing file succeeds.
     async fn delete(&self, path: &str) -> Result<(), StoreError>;
+
+    /// Deletes the folder `dir` and everything below it; deleting a missing folder succeeds.
+    ///
+    /// The folder should vanish in one step, so that nobody (Fabric) sees it half deleted: a local
+    /// store moves it out of the way with one rename first; DFS deletes a directory recursively in
+    /// one request on a hierarchical namespace. Callers must still be ready for a crash in the
+    /// middle (a store may have to delete file by file).
+    async fn delete_dir(&self, dir: &str) -> Result<(), StoreError>;
 }
 
 /// Joins landing-zone path parts with `/`, skipping empty ones.

@@ -263,6 +263,19 @@ impl RemoteStore {
         rel: &str,
         headers: &[(&'static str, String)],
     ) -> Result<StatusCode, StoreError> {
+        self.dfs_request_with_query(method, rel, "", headers)
+            .await
+            .map(|(status, _)| status)
+    }
+
+    /// A DFS request with `query` (`?...` or empty); returns the status and the response headers.
+    async fn dfs_request_with_query(
+        &self,
+        method: Method,
+        rel: &str,
+        query: &str,
+        headers: &[(&'static str, String)],
+    ) -> Result<(StatusCode, ::http::HeaderMap), StoreError> {
         let op = if method == Method::DELETE {
             "delete"
         } else {
@@ -273,9 +286,11 @@ impl RemoteStore {
         })?;
         let mut request = HttpRequest::new(HttpRequestBody::empty());
         *request.method_mut() = method;
-        *request.uri_mut() = self.dfs_url(rel).parse().map_err(|e| {
-            StoreError::new(StoreErrorKind::Permanent, op, rel, format!("bad URL: {e}"))
-        })?;
+        *request.uri_mut() = format!("{}{query}", self.dfs_url(rel))
+            .parse()
+            .map_err(|e| {
+                StoreError::new(StoreErrorKind::Permanent, op, rel, format!("bad URL: {e}"))
+            })?;
         for (name, value) in headers {
             let value = HeaderValue::from_str(value)
                 .map_err(|e| StoreError::new(StoreErrorKind::Permanent, op, rel, e.to_string()))?;
@@ -298,7 +313,7 @@ impl RemoteStore {
         })?;
         let status = response.status();
         if status.is_success() {
-            return Ok(status);
+            return Ok((status, response.headers().clone()));
         }
         let code = response
             .headers()
@@ -327,6 +342,26 @@ impl RemoteStore {
         );
         Err(StoreError::new(kind, op, rel, self.hint(kind, op, message)))
     }
+}
+
+/// Undoes object_store's percent-encoding of a path part (`a%252Fb` in a key is the name `a%2Fb`).
+fn decode_part(part: &str) -> String {
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| part.to_owned())
 }
 
 fn encode_segment(s: &str) -> String {
@@ -438,15 +473,18 @@ impl LandingStore for RemoteStore {
                 .list_with_delimiter(Some(&prefix))
                 .await
                 .map_err(|e| self.map_error("list", dir, e))?;
+            // Names as the other operations take them: object_store percent-encodes some
+            // characters of a name (`%`, `[`, `~`, ...) into the object's key, and hands the key
+            // back from a listing.
             let mut listing = Listing::default();
             for p in result.common_prefixes {
                 if let Some(name) = p.filename() {
-                    listing.dirs.push(name.to_owned());
+                    listing.dirs.push(decode_part(name));
                 }
             }
             for o in result.objects {
                 if let Some(name) = o.location.filename() {
-                    listing.files.push((name.to_owned(), o.size));
+                    listing.files.push((decode_part(name), o.size));
                 }
             }
             listing.files.sort();
@@ -531,5 +569,60 @@ impl LandingStore for RemoteStore {
             }
         })
         .await
+    }
+
+    async fn delete_dir(&self, dir: &str) -> Result<(), StoreError> {
+        if dir.trim_matches('/').is_empty() {
+            return Err(StoreError::new(
+                StoreErrorKind::Permanent,
+                "delete",
+                dir,
+                "refusing to delete the landing zone itself",
+            ));
+        }
+        if self.emulator {
+            // Blob only (Azurite): no directories, delete every blob below the prefix.
+            use futures::TryStreamExt;
+            let prefix = self.object_path(dir);
+            let objects: Vec<_> = self
+                .blob
+                .list(Some(&prefix))
+                .try_collect()
+                .await
+                .map_err(|e| self.map_error("list", dir, e))?;
+            for o in objects {
+                match self.blob.delete(&o.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(self.map_error("delete", dir, e)),
+                }
+            }
+            return Ok(());
+        }
+        // DFS `Path - Delete` with `recursive=true`: one request on a hierarchical namespace,
+        // unless the service pages the deletion (`x-ms-continuation`), which is then repeated.
+        let mut continuation: Option<String> = None;
+        loop {
+            let query = match &continuation {
+                None => "?recursive=true".to_owned(),
+                Some(c) => format!("?recursive=true&continuation={}", encode_segment(c)),
+            };
+            let result = self
+                .with_auth_retry(|| self.dfs_request_with_query(Method::DELETE, dir, &query, &[]))
+                .await;
+            match result {
+                Ok((_, headers)) => {
+                    continuation = headers
+                        .get("x-ms-continuation")
+                        .and_then(|v| v.to_str().ok())
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_owned);
+                    if continuation.is_none() {
+                        return Ok(());
+                    }
+                }
+                Err(e) if e.kind == StoreErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
