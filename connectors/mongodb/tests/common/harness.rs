@@ -374,10 +374,8 @@ impl Harness {
         let source = spec
             .config
             .build(mirror_core::component::SourceContext {
-                name: SOURCE.into(),
-                resume,
-                tables: Default::default(),
                 shutdown: stop.clone(),
+                ..mirror_core::component::SourceContext::standalone(SOURCE, resume)
             })
             .await
             .unwrap_or_else(|e| panic!("{e}"));
