@@ -95,6 +95,9 @@ impl SourceConfig for MongoSourceConfig {
             rx,
             state: saved,
             shutdown,
+            committed: cx.committed.clone(),
+            emitted: 0,
+            barriers: std::collections::VecDeque::new(),
         }))
     }
 
@@ -203,12 +206,49 @@ struct MongoSource {
     rx: mpsc::Receiver<Result<DbOutput, ComponentError>>,
     state: SourceState,
     shutdown: CancellationToken,
+    /// How many of our items the engine has committed (`None` outside the engine: no waiting).
+    committed: Option<tokio::sync::watch::Receiver<u64>>,
+    /// Items handed to the engine so far.
+    emitted: u64,
+    /// Workers waiting for an item (by number) to be committed.
+    barriers: std::collections::VecDeque<(u64, tokio::sync::oneshot::Sender<()>)>,
+}
+
+impl MongoSource {
+    fn release_barriers(&mut self) {
+        let committed = self.committed.as_ref().map_or(u64::MAX, |c| *c.borrow());
+        while self.barriers.front().is_some_and(|(n, _)| *n <= committed) {
+            if let Some((_, tx)) = self.barriers.pop_front() {
+                let _ = tx.send(());
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl Source for MongoSource {
     async fn next(&mut self) -> Result<Option<SourceItem>, ComponentError> {
-        let Some(output) = self.rx.recv().await else {
+        // A worker waiting on a barrier sends nothing until its item is committed, so wait for
+        // commits as well as for output.
+        let received = loop {
+            self.release_barriers();
+            let Some(committed) = self
+                .committed
+                .as_mut()
+                .filter(|_| !self.barriers.is_empty())
+            else {
+                break self.rx.recv().await;
+            };
+            tokio::select! {
+                received = self.rx.recv() => break received,
+                changed = committed.changed() => {
+                    if changed.is_err() {
+                        self.barriers.clear();
+                    }
+                }
+            }
+        };
+        let Some(output) = received else {
             // A change stream source never finishes by itself: every worker gone without a word
             // is a failure, not the end of the data.
             if self.shutdown.is_cancelled() {
@@ -218,7 +258,13 @@ impl Source for MongoSource {
                 "every database worker stopped unexpectedly".into(),
             )));
         };
-        let output = output?;
+        let mut output = output?;
+        self.emitted += 1;
+        if let Some(barrier) = output.barrier.take() {
+            self.barriers.push_back((self.emitted, barrier));
+            // Outside the engine nothing commits: release at once.
+            self.release_barriers();
+        }
         if let Some(position) = output.position {
             self.state.databases.insert(output.db, position);
         }

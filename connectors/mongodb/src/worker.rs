@@ -46,6 +46,8 @@ pub struct DbOutput {
     pub item: SourceItem,
     /// The stream position to commit with it, if it advanced.
     pub position: Option<StreamPosition>,
+    /// Fired once this item is committed; the worker waits for it (see [`Worker::send_barrier`]).
+    pub barrier: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// Target tables already taken, across databases: two collections must not feed one table.
@@ -657,7 +659,6 @@ impl Worker {
                     self.flush_order.push(idx);
                 }
                 rt.pending.push(row);
-                rt.state.events += 1;
                 self.pending_rows += 1;
             }
             "drop" => {
@@ -807,7 +808,12 @@ impl Worker {
                     }
                 }
             }
-            let batch = convert(rt, &rows, ops)?;
+            let before = rt.state.clone();
+            rt.state.events += ops.len() as u64;
+            let (batch, barrier) = convert(rt, &rows, ops, before)?;
+            if let Some(checkpoint) = barrier {
+                self.send_barrier(checkpoint).await?;
+            }
             if n + 1 == count {
                 // Everything the stream reported is in these batches now.
                 if let Some(token) = &self.stream_token {
@@ -887,6 +893,7 @@ impl Worker {
         }
         let skipped = chunk.docs.len() - keep.len();
         let rt = &mut self.tables[chunk.table];
+        let before = rt.state.clone();
         let ops = vec![RowOp::Upsert; keep.len()];
         let copied = chunk.docs.len() as u64;
         rt.state.copied += copied;
@@ -906,7 +913,10 @@ impl Worker {
         if rt.ranges_left == 0 && rt.state.phase == Phase::InitialSync {
             finish_sync(rt, &self.progress);
         }
-        let batch = convert(rt, &keep, ops)?;
+        let (batch, barrier) = convert(rt, &keep, ops, before)?;
+        if let Some(checkpoint) = barrier {
+            self.send_barrier(checkpoint).await?;
+        }
         let position = self.position();
         self.send(SourceItem::Batch(batch), position).await
     }
@@ -919,16 +929,40 @@ impl Worker {
             .await
     }
 
+    /// Commits `checkpoint` (a table's new column types) and waits until it is durable, before the
+    /// first file holding those columns can be published. Otherwise a crash between publishing that
+    /// file and committing could let the restarted source infer other types for the same columns
+    /// from differently batched data, and Fabric stops a table whose column changes type.
+    async fn send_barrier(&mut self, checkpoint: Checkpoint) -> Result<(), ComponentError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send_with(SourceItem::Checkpoint(checkpoint), None, Some(tx))
+            .await?;
+        tokio::select! {
+            r = rx => r.map_err(|_| ComponentError::permanent(SourceError("the source was closed".into()))),
+            _ = self.shutdown.cancelled() => Ok(()),
+        }
+    }
+
     async fn send(
         &mut self,
         item: SourceItem,
         position: Option<StreamPosition>,
+    ) -> Result<(), ComponentError> {
+        self.send_with(item, position, None).await
+    }
+
+    async fn send_with(
+        &mut self,
+        item: SourceItem,
+        position: Option<StreamPosition>,
+        barrier: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(), ComponentError> {
         self.last_checkpoint = Instant::now();
         let output = DbOutput {
             db: self.db.clone(),
             item,
             position,
+            barrier,
         };
         tokio::select! {
             r = self.out.send(Ok(output)) => r.map_err(|_| ComponentError::permanent(SourceError("the source was closed".into()))),
@@ -971,12 +1005,16 @@ fn finish_sync(rt: &mut TableRt, progress: &Progress) {
     info!(table = %rt.table.id, copied = rt.state.copied, "initial sync complete; streaming changes");
 }
 
-/// Converts rows and attaches the table's state after them.
+/// Converts rows and attaches the table's state after them. If the rows added columns, also
+/// returns the checkpoint to commit first: `before` (the state without these rows) with the new
+/// column types.
 fn convert(
     rt: &mut TableRt,
     rows: &[RowInput<'_>],
     ops: Vec<RowOp>,
-) -> Result<ChangeBatch, ComponentError> {
+    mut before: TableState,
+) -> Result<(ChangeBatch, Option<Checkpoint>), ComponentError> {
+    let columns_before = rt.converter.state().columns().len();
     let records = rt.converter.convert(rows).map_err(|e| {
         ComponentError::permanent(SourceError(format!(
             "converting `{}` to table {}: {e}",
@@ -984,8 +1022,17 @@ fn convert(
         )))
     })?;
     rt.state.schema = rt.converter.state().to_json();
+    let barrier = if rt.converter.state().columns().len() > columns_before {
+        before.schema = rt.state.schema.clone();
+        let state = CheckpointState::from_json(&before).map_err(ComponentError::permanent)?;
+        Some(Checkpoint::table(rt.table.id.clone(), state))
+    } else {
+        None
+    };
     let checkpoint = table_checkpoint(rt)?;
-    ChangeBatch::new(rt.table.clone(), records, ops, checkpoint).map_err(ComponentError::permanent)
+    let batch = ChangeBatch::new(rt.table.clone(), records, ops, checkpoint)
+        .map_err(ComponentError::permanent)?;
+    Ok((batch, barrier))
 }
 
 fn table_checkpoint(rt: &TableRt) -> Result<Checkpoint, ComponentError> {

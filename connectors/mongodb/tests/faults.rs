@@ -702,3 +702,44 @@ async fn a_restart_during_the_initial_sync_resumes_from_the_ranges() {
         DOCS as u64 - copied
     );
 }
+
+/// A batch that adds columns is preceded by a checkpoint holding the new column types (and the
+/// progress before the batch), which the source waits to see committed: a crash after the file is
+/// published can never let a restart infer other types for those columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_column_types_are_checkpointed_before_the_batch_that_adds_them() {
+    let h = Harness::new().await;
+    h.seed("orders", 0..10);
+    let mut run = h.source("", Default::default()).await;
+    run.until(
+        T,
+        |item| matches!(item, mirror_core::SourceItem::Batch(b) if b.num_rows() > 0),
+    )
+    .await;
+    h.sim
+        .insert(DB, "orders", doc! {"_id": 100i64, "v": 1i64, "fresh": 7i64})
+        .unwrap();
+    run.until(T, |item| {
+        matches!(item, mirror_core::SourceItem::Batch(b) if b.schema().column_with_name("fresh").is_some())
+    })
+    .await;
+    let with_fresh = run.items.len() - 1;
+    let barrier = &run.items[with_fresh - 1];
+    assert!(
+        matches!(barrier, mirror_core::SourceItem::Checkpoint(_)),
+        "{barrier:?}"
+    );
+    let state = checkpoint_of(barrier)
+        .entries()
+        .find_map(|(p, s)| match p {
+            mirror_core::Partition::Table(_) => Some(s.to_json::<serde_json::Value>().unwrap()),
+            _ => None,
+        })
+        .expect("the barrier holds the table's state");
+    assert!(state["schema"].to_string().contains("fresh"), "{state}");
+    assert_eq!(
+        state["events"], 0,
+        "the barrier must not count the batch's own rows: {state}"
+    );
+    run.close().await;
+}

@@ -131,7 +131,8 @@ pub struct SourceContext {
     /// How many of this source's items (batches and checkpoint items, counted from 1 in the order
     /// `next` returned them) are committed. A source waits on it to make state durable before it
     /// goes on (a barrier), e.g. a table's new column types before the first file holding them.
-    pub committed: tokio::sync::watch::Receiver<u64>,
+    /// `None` outside the engine, where nothing commits: a source then does not wait.
+    pub committed: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl SourceContext {
@@ -143,7 +144,7 @@ impl SourceContext {
             resume,
             tables: Arc::default(),
             shutdown: CancellationToken::new(),
-            committed: tokio::sync::watch::channel(0).1,
+            committed: None,
         }
     }
 }

@@ -380,7 +380,7 @@ impl Engine {
                     resume,
                     tables: tables.clone(),
                     shutdown: stop.clone(),
-                    committed: committed_rx,
+                    committed: Some(committed_rx),
                 })
                 .await?;
             built_sources.push((spec.name.clone(), source));

@@ -145,7 +145,11 @@ impl SourceConfig for CountingConfig {
             pending_checkpoint: None,
             transient_left: self.transient_times,
             table: Arc::new(Table::new(TableId::new("numbers"), ["seq"])),
-            committed: self.wait_for_commit.then(|| cx.committed.clone()),
+            committed: if self.wait_for_commit {
+                cx.committed.clone()
+            } else {
+                None
+            },
             emitted_items: 0,
         }))
     }
