@@ -308,3 +308,31 @@ fn the_example_configuration_is_valid() {
         "{printed}"
     );
 }
+
+#[test]
+fn an_unreachable_mongodb_is_a_startup_error_that_hides_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mirror.toml");
+    std::fs::write(
+        &config,
+        "[sources.m]\ntype = \"mongodb\"\nuri = \"mongodb://app:hunter2@127.0.0.1:1/?serverSelectionTimeoutMS=300\"\ndatabases = [\"shop\"]\n[sinks.lake]\ntype = \"onelake\"\ninputs = [\"m\"]\nlanding_zone = \"./lz\"\n",
+    )
+    .unwrap();
+    let out = mirror()
+        .current_dir(dir.path())
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let printed = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{printed}");
+    assert!(
+        printed.contains("cannot reach MongoDB at mongodb://app:***@127.0.0.1:1/"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("check that the host in the URI is reachable"),
+        "{printed}"
+    );
+    assert!(!printed.contains("hunter2"), "{printed}");
+}
