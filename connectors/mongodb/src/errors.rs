@@ -12,6 +12,8 @@ use mirror_core::ComponentError;
 
 /// `ChangeStreamHistoryLost`: the resume point is older than the oldest oplog entry.
 pub const HISTORY_LOST: i32 = 286;
+/// `BSONObjectTooLarge`: a change event over the 16 MB BSON limit (a large document, updated).
+pub const BSON_OBJECT_TOO_LARGE: i32 = 10334;
 /// `ChangeStreamFatalError`: the stream cannot continue (e.g. a resume token from another stream).
 pub const CHANGE_STREAM_FATAL: i32 = 280;
 /// `InvalidResumeToken`.

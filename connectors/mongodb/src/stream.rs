@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::MongoSourceConfig;
-use crate::errors::{classify, code, is_transient, HISTORY_LOST};
+use crate::errors::{
+    classify, code, is_transient, SourceError, BSON_OBJECT_TOO_LARGE, HISTORY_LOST,
+};
 use crate::token::{token_data, token_from_data, token_time};
 
 /// What the stream task reports.
@@ -188,6 +190,23 @@ async fn handle_error(
 ) -> bool {
     if code(&e) == Some(HISTORY_LOST) {
         let _ = tx.send(StreamMsg::HistoryLost(e.to_string())).await;
+        return false;
+    }
+    if code(&e) == Some(BSON_OBJECT_TOO_LARGE) {
+        // mongod cannot send an event over 16 MB (e.g. an update of a 10 MB document carries the
+        // document twice). Splitting with $changeStreamSplitLargeEvent (MongoDB 7.0+) is not
+        // supported yet; stopping with a clear error beats skipping the event and losing rows.
+        let _ = tx
+            .send(StreamMsg::Failed(ComponentError::permanent(SourceError(
+                format!(
+                    "a change event of `{db}` is larger than MongoDB's 16 MB limit (error 10334 \
+                 BSONObjectTooLarge), so the change stream cannot deliver it and mirror cannot \
+                 continue without losing it. An update event carries the changed fields and the \
+                 whole document, so a document over about 8 MB whose large fields change cannot \
+                 be streamed: keep documents smaller, or exclude the collection. ({e})"
+                ),
+            ))))
+            .await;
         return false;
     }
     if !is_transient(&e) {

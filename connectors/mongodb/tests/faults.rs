@@ -743,3 +743,21 @@ async fn new_column_types_are_checkpointed_before_the_batch_that_adds_them() {
     );
     run.close().await;
 }
+
+/// An event over 16 MB (error 10334 from mongod, injected here since the simulator does not cap
+/// events) stops the route with an explanation instead of skipping the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_over_16_mb_stops_with_a_clear_error() {
+    let mut h = Harness::new().await;
+    h.seed("orders", 0..20);
+    h.run("");
+    h.wait_equal("orders", T).await;
+    h.fail_command(&["getMore"], 1, doc! {"errorCode": 10334});
+    let err = h.outcome(T).await.expect_err("the run must fail");
+    let text = err.to_string();
+    assert!(
+        text.contains("larger than MongoDB's 16 MB limit (error 10334"),
+        "{text}"
+    );
+    assert!(text.contains("`shop`"), "{text}");
+}
