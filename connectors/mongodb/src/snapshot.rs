@@ -20,6 +20,10 @@ use tracing::warn;
 use crate::errors::{classify, is_transient};
 use crate::token::ts_key;
 
+/// About how many bytes of documents a page holds (fewer documents than `snapshot_page_size` when
+/// they are large).
+pub const PAGE_BYTES: usize = 2 << 20;
+
 /// A page of one range.
 #[derive(Debug)]
 pub struct Chunk {
@@ -193,6 +197,9 @@ async fn read_pages(
     tx: &mpsc::Sender<ReaderMsg>,
     shutdown: &CancellationToken,
 ) -> mongodb::error::Result<()> {
+    // Pages hold at most `page` documents and about `PAGE_BYTES`: the page size adapts to the
+    // average document size seen so far, so memory stays bounded whatever the documents' size.
+    let mut page_docs = page;
     let mut session = client.start_session().await?;
     let mut low = cluster_time(client, coll, &mut session).await?;
     if tx
@@ -216,7 +223,7 @@ async fn read_pages(
             (None, Some(lo)) => (Some(doc! {"_id": lo.clone()}), false),
             (None, None) => (None, false),
         };
-        let want = page + usize::from(skip_first);
+        let want = page_docs + usize::from(skip_first);
         // A positive limit: if the 16 MB reply cap cuts the first batch short, the driver fetches
         // the rest, so "fewer than asked" really means the range is exhausted.
         let mut find = coll
@@ -239,6 +246,10 @@ async fn read_pages(
             docs.push(doc?);
         }
         let fetched = docs.len();
+        let bytes: usize = docs.iter().map(|d| d.as_bytes().len()).sum();
+        if fetched > 0 {
+            page_docs = (PAGE_BYTES / bytes.div_ceil(fetched)).clamp(1, page);
+        }
         if skip_first
             && docs
                 .first()

@@ -67,7 +67,9 @@ impl SourceConfig for MongoSourceConfig {
         if dbs.is_empty() {
             return Err(fail("no database matches `databases`".into()));
         }
-        let (tx, rx) = mpsc::channel(8);
+        // Each item is a converted page or batch of a few MiB: two queued are enough to keep the
+        // engine busy, more only add memory.
+        let (tx, rx) = mpsc::channel(2);
         let shutdown = cx.shutdown.child_token();
         let progress = Progress::new(self.progress);
         let targets = Targets::default();

@@ -164,7 +164,9 @@ struct Worker {
 
 impl Worker {
     fn new(s: WorkerSetup) -> Self {
-        let (chunk_tx, chunk_rx) = mpsc::channel(s.config.snapshot_readers.max(1));
+        // Pages are a few MiB each: every reader holds the page it reads (and, when the channel is
+        // full, the one it waits to send), so one more in the channel is read-ahead enough.
+        let (chunk_tx, chunk_rx) = mpsc::channel(1);
         Self {
             client: s.client,
             db: s.db,
@@ -545,21 +547,15 @@ impl Worker {
                 self.read_preference(),
                 self.config.snapshot_page_size,
             );
-            let tagged = EpochSender { tx, epoch };
-            self.readers.spawn(async move {
-                let (inner_tx, mut inner_rx) = mpsc::channel(1);
-                let forward = async move {
-                    while let Some(msg) = inner_rx.recv().await {
-                        if tagged.tx.send(tagged.tag(msg)).await.is_err() {
-                            return;
-                        }
-                    }
-                };
-                tokio::join!(
-                    snapshot::read_range(client, coll, pref, job, page, inner_tx, cancel),
-                    forward
-                );
-            });
+            // The reader reports the table index it is given, so it is given the tagged one: its
+            // pages go straight into `chunk_tx` (no forwarding task holding one more page each).
+            let job = RangeJob {
+                table: tag(job.table, epoch),
+                ..job
+            };
+            self.readers.spawn(snapshot::read_range(
+                client, coll, pref, job, page, tx, cancel,
+            ));
         }
     }
 
@@ -1058,29 +1054,10 @@ fn range_job(table: usize, range: usize, state: &RangeState) -> Result<RangeJob,
 
 /// Readers report the table index with the epoch in the high bits, so pages of a superseded copy
 /// are recognised.
-struct EpochSender {
-    tx: mpsc::Sender<ReaderMsg>,
-    epoch: u64,
-}
-
 const EPOCH_SHIFT: u32 = 40;
 
-impl EpochSender {
-    fn tag(&self, msg: ReaderMsg) -> ReaderMsg {
-        let tag = |t: usize| t | ((self.epoch as usize) << EPOCH_SHIFT);
-        match msg {
-            ReaderMsg::Started { table, range, low } => ReaderMsg::Started {
-                table: tag(table),
-                range,
-                low,
-            },
-            ReaderMsg::Chunk(mut c) => {
-                c.table = tag(c.table);
-                ReaderMsg::Chunk(c)
-            }
-            other => other,
-        }
-    }
+fn tag(table: usize, epoch: u64) -> usize {
+    table | ((epoch as usize) << EPOCH_SHIFT)
 }
 
 fn untag(table: usize) -> (usize, u64) {

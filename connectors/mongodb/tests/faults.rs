@@ -228,6 +228,10 @@ async fn an_initial_sync_reader_loses_its_cursor_between_batches() {
         hi: None,
         after: None,
     };
+    // Pages adapt to about `PAGE_BYTES` once the documents' size is known, so only the first page
+    // (30 documents of 1 MB) spans several replies: it takes every fault, the lost connection
+    // after the lost cursors.
+    h.fail_command(&["getMore"], 1, doc! {"closeConnection": true});
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let reader = tokio::spawn(read_range(
         client.clone(),
@@ -239,20 +243,16 @@ async fn an_initial_sync_reader_loses_its_cursor_between_batches() {
         Default::default(),
     ));
     let mut ids = Vec::new();
-    let mut closed = false;
+    let mut page_sizes = Vec::new();
     while let Some(msg) = rx.recv().await {
         match msg {
             ReaderMsg::Chunk(chunk) => {
+                page_sizes.push(chunk.docs.len());
                 for d in &chunk.docs {
                     ids.push(d.get_i64("_id").unwrap());
                 }
                 if chunk.done {
                     break;
-                }
-                if !closed {
-                    // The next page loses its connection in the middle.
-                    h.fail_command(&["getMore"], 1, doc! {"closeConnection": true});
-                    closed = true;
                 }
             }
             ReaderMsg::Started { .. } => {}
@@ -261,6 +261,13 @@ async fn an_initial_sync_reader_loses_its_cursor_between_batches() {
     }
     reader.await.unwrap();
     assert_eq!(ids, (0..60).collect::<Vec<_>>());
+    // Memory stays bounded whatever the documents' size: after the first page, pages hold about
+    // `PAGE_BYTES` (2 MiB), not 30 MB.
+    let per_page = mirror_mongodb::snapshot::PAGE_BYTES / (1024 * 1024);
+    assert!(
+        page_sizes[1..].iter().all(|&n| n <= per_page),
+        "{page_sizes:?}"
+    );
     assert_eq!(h.fail_point_left("failGetMoreAfterCursorCheckout").await, 0);
     assert_eq!(h.fail_point_left("failCommand").await, 0);
     assert!(h.sim.command_count("getMore") >= 4);

@@ -200,7 +200,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         let bytes = encode_file(
             &schema,
-            &parts,
+            parts,
             MarkerMode::Markers { keyed: true },
             writer_properties(compression),
         )?;

@@ -9,7 +9,7 @@
 //! publish = "rename"              # or "put" (create-only Put Blob; the only choice on Azurite)
 //! compression = "snappy"          # "zstd", "gzip", "none"
 //! max_file_rows = 1000000
-//! max_file_bytes = 134217728      # buffered Arrow bytes per file; the Parquet file is smaller
+//! max_file_bytes = 67108864       # buffered Arrow bytes per file; the Parquet file is smaller
 //! flush_interval = "1s"           # longest wait before a partial file is published
 //! marker_free_initial_load = false
 //! upsert_default_row_marker = false
@@ -65,7 +65,7 @@ fn default_max_file_rows() -> usize {
     1_000_000
 }
 fn default_max_file_bytes() -> usize {
-    128 * 1024 * 1024
+    64 * 1024 * 1024
 }
 fn default_flush_interval() -> Duration {
     Duration::from_secs(1)

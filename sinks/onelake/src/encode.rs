@@ -87,6 +87,11 @@ pub fn marker(op: RowOp, keyed: bool) -> i32 {
     }
 }
 
+/// Encoded bytes after which a row group is closed and written out. A file's column chunks stay
+/// in memory until their row group closes, so this bounds what encoding holds besides the rows;
+/// one row group per file would hold the whole encoded file twice at the end (chunks and output).
+pub const ROW_GROUP_BYTES: usize = 16 << 20;
+
 /// Writer properties for data files.
 ///
 /// Statistics are kept per column chunk only (Fabric reads whole files; page-level statistics and
@@ -99,13 +104,17 @@ pub fn writer_properties(compression: Compression) -> WriterProperties {
         .set_created_by(format!("mirror {}", mirror_core::VERSION))
         .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
         .set_dictionary_page_size_limit(128 * 1024)
+        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
         .build()
 }
 
 /// Encodes `parts` (conformed rows and their operations) as one Parquet file.
+///
+/// Each part is dropped as soon as it is encoded, so the rows' memory is given back while the file
+/// grows: the peak is about the rows plus a part, not the rows plus the whole file.
 pub fn encode_file(
     schema: &TableSchema,
-    parts: &[(RecordBatch, Arc<[RowOp]>)],
+    parts: Vec<(RecordBatch, Arc<[RowOp]>)>,
     markers: MarkerMode,
     properties: WriterProperties,
 ) -> Result<Bytes, EncodeError> {
@@ -135,7 +144,7 @@ pub fn encode_file(
         Some(properties),
     )?;
     for (rows, ops) in parts {
-        let projected = schema.project(rows, &present)?;
+        let projected = schema.project(&rows, &present)?;
         let mut columns = projected.columns().to_vec();
         if let MarkerMode::Markers { keyed } = markers {
             let values: Int32Array = ops.iter().map(|op| Some(marker(*op, keyed))).collect();
@@ -173,7 +182,7 @@ mod tests {
         ];
         let bytes = encode_file(
             &schema,
-            &parts,
+            parts,
             MarkerMode::Markers { keyed: true },
             writer_properties(Compression::Zstd),
         )

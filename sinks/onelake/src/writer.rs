@@ -77,7 +77,7 @@ impl Default for WriterOptions {
             publish: PublishMode::Rename,
             compression: Compression::Snappy,
             max_file_rows: 1_000_000,
-            max_file_bytes: 128 * 1024 * 1024,
+            max_file_bytes: 64 * 1024 * 1024,
             flush_interval: Duration::from_secs(1),
             marker_free_initial_load: false,
             metadata: MetadataOptions::default(),
@@ -812,7 +812,7 @@ impl TableWriter {
         let properties = writer_properties(options.compression);
         let started = std::time::Instant::now();
         let encoded =
-            tokio::task::spawn_blocking(move || encode_file(&schema, &parts, markers, properties))
+            tokio::task::spawn_blocking(move || encode_file(&schema, parts, markers, properties))
                 .await
                 .map_err(|e| SinkError::Internal(format!("encoding task failed: {e}")))??;
         ctx.stats.encode_time += started.elapsed();
