@@ -16,26 +16,7 @@ use bson::spec::BinarySubtype;
 use bson::{doc, Binary, Bson, DateTime, Decimal128, RawDocumentBuf};
 use mirror_core::mapping::{TableMapping, TableSchemaState};
 use mirror_mongodb::bson_arrow::BsonConverter;
-
-/// A deterministic pseudo-random generator (xorshift), so runs compare.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn word(&mut self, len: usize) -> String {
-        (0..len)
-            .map(|_| (b'a' + self.below(26) as u8) as char)
-            .collect()
-    }
-}
+use mongo_sim::workload::Rng;
 
 fn order(rng: &mut Rng, i: u64) -> RawDocumentBuf {
     let mut oid = [0u8; 12];
@@ -163,7 +144,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(4096);
     let distinct = total.min(100_000);
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let docs: Vec<RawDocumentBuf> = (0..distinct as u64).map(|i| order(&mut rng, i)).collect();
     let avg = docs.iter().map(|d| d.as_bytes().len()).sum::<usize>() / distinct;
     let top = docs[0].iter().count();

@@ -172,6 +172,9 @@ impl ColumnBuilder {
     }
 }
 
+/// The least room a fresh builder is given after a batch.
+const MIN_ROWS: usize = 16;
+
 /// Builds one batch of a table. See the module docs.
 pub struct BatchBuilder {
     key: StringBuilder,
@@ -272,8 +275,12 @@ impl BatchBuilder {
         self.sync_columns(state)?;
         let rows = self.rows;
         // The next batch is likely the size of this one: size the fresh builders for it, so that
-        // appends do not grow (and copy) buffers again and again.
-        let next_rows = rows.max(self.capacity);
+        // appends do not grow (and copy) buffers again and again. Not larger: a batch keeps its
+        // builders' buffers, so a change-stream batch of 10 rows built with room for 1,024 would
+        // hold ~100 times its data until its file is published (and count as that much in the
+        // sink's file-size budget, cutting files early).
+        let next_rows = rows.max(MIN_ROWS);
+        self.capacity = next_rows;
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len() + 2);
         let key_bytes = self.key.values_slice().len();
         let mut key = StringBuilder::with_capacity(next_rows, key_bytes);
@@ -405,6 +412,36 @@ mod tests {
         b.begin_row();
         b.end_row("k4");
         assert_eq!(b.finish(&state).unwrap().num_rows(), 1);
+    }
+
+    /// A small batch after a large one holds memory for its own rows, not the large one's.
+    #[test]
+    fn small_batches_after_large_ones_stay_small() {
+        let mut state = TableSchemaState::new();
+        for i in 0..20 {
+            state.add_column(p(&format!("c{i}")), &format!("c{i}"), ColumnType::Int64);
+        }
+        let mut b = BatchBuilder::new(&state, 1024).unwrap();
+        let fill = |b: &mut BatchBuilder, rows: usize| {
+            for r in 0..rows {
+                b.begin_row();
+                for c in 0..20 {
+                    b.append(c, Value::Int(r as i64)).unwrap();
+                }
+                b.end_row("key");
+            }
+            b.finish(&state).unwrap()
+        };
+        let large = fill(&mut b, 5000);
+        let per_row = large.get_array_memory_size() / 5000;
+        fill(&mut b, 10);
+        let small = fill(&mut b, 10);
+        assert_eq!(small.num_rows(), 10);
+        assert!(
+            small.get_array_memory_size() < per_row * 10 * 8,
+            "10 rows hold {} bytes; one of 5,000 rows holds {per_row}",
+            small.get_array_memory_size()
+        );
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod storage;
 pub mod topology;
 pub mod update;
 pub mod wire;
+pub mod workload;
 
 pub use api::{MongoSim, SimHandle, SimOptions, SimThread};
 pub use error::{CommandError, SimError};
