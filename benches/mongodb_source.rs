@@ -308,6 +308,10 @@ impl Mirror {
             .status()?;
         let status = self.child.wait()?;
         self.sampler_stop.store(true, Ordering::SeqCst);
+        // `BENCH_LOG=<file>` keeps mirror's log (with `RUST_LOG=...` for more detail).
+        if let Ok(keep) = std::env::var("BENCH_LOG") {
+            std::fs::copy(&self.log, keep)?;
+        }
         if !status.success() {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(20).collect();
