@@ -81,6 +81,14 @@ pub trait Sink: Send {
         None
     }
 
+    /// Called when [`Sink::flush_deadline`] passes. A sink that writes in the background may
+    /// start writing what is due and acknowledge what has become durable since, without waiting
+    /// for the writes it started (acknowledging them on a later call), so that batches arriving
+    /// meanwhile are not held up. Defaults to [`Sink::flush`].
+    async fn on_deadline(&mut self) -> Result<(), ComponentError> {
+        self.flush().await
+    }
+
     /// Flushes and releases resources; called once at the end of a run.
     async fn close(&mut self) -> Result<(), ComponentError> {
         self.flush().await

@@ -733,7 +733,7 @@ async fn run_sink(
                 }
                 None => break,
             },
-            _ = sleep_until(deadline), if deadline.is_some() => sink.flush().await,
+            _ = sleep_until(deadline), if deadline.is_some() => sink.on_deadline().await,
         };
         if !settle(&name, &mut *sink, result, &retry, &failures).await {
             return;

@@ -40,6 +40,10 @@ impl Sink for OneLakeSink {
         self.writer.flush_deadline()
     }
 
+    async fn on_deadline(&mut self) -> Result<(), ComponentError> {
+        self.writer.publish_due().await.map_err(Into::into)
+    }
+
     async fn close(&mut self) -> Result<(), ComponentError> {
         self.writer.close().await.map_err(Into::into)
     }

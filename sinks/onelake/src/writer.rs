@@ -8,10 +8,13 @@
 //!    files a crash left behind;
 //! 2. **buffer**: fit the batch to the table's column types ([`crate::schema`]) — a type change is a
 //!    permanent error before anything is written — and cut it into pieces no larger than one file;
-//! 3. **cut a file** when the buffer reaches `max_file_rows` or `max_file_bytes`, or on flush (the
-//!    engine flushes when [`LandingZoneWriter::flush_deadline`] passes, `flush_interval` after the
-//!    oldest buffered row): encode it, and give it the next number. The number stays with the file
-//!    until it is published: a failed publish is retried under the same number, never skipped;
+//! 3. **cut a file** when the buffer reaches `max_file_rows` or `max_file_bytes`, when the oldest
+//!    buffered row has waited `flush_interval` (the engine calls
+//!    [`LandingZoneWriter::publish_due`] when [`LandingZoneWriter::flush_deadline`] passes; it
+//!    does not wait for the publish, so rows keep arriving meanwhile), or on
+//!    [`LandingZoneWriter::flush`] (which waits): encode it, and give it the next number. The
+//!    number stays with the file until it is published: a failed publish is retried under the
+//!    same number, never skipped;
 //! 4. **publish** ([`crate::publish`]): record new columns in `_mirror_table.json` first, renew the
 //!    lease if due, then upload and rename (or put create-only); verify when the outcome is unknown;
 //! 5. **acknowledge** every batch whose last row is in a published file.
@@ -43,6 +46,9 @@ use crate::publish::{publish, PublishMode, PublishOutcome};
 use crate::schema::{column_type, KnownColumn, TableSchema, ROW_MARKER};
 use crate::state::TableState;
 use crate::store::{join, LandingStore, PutMode};
+
+/// How often a publish running in the background is checked for completion.
+const IN_FLIGHT_POLL: Duration = Duration::from_millis(20);
 
 /// How the writer cuts and publishes files.
 #[derive(Clone, Debug)]
@@ -321,6 +327,28 @@ impl LandingZoneWriter {
         Ok(())
     }
 
+    /// Publishes what is due without waiting for the last publish it starts: each table whose
+    /// oldest buffered row has waited `flush_interval` gets its file cut and its publish started;
+    /// finished publishes are collected and their batches acknowledged; failed ones are started
+    /// again. Call it when [`LandingZoneWriter::flush_deadline`] passes; batches written
+    /// meanwhile are buffered at once instead of waiting for a publish to finish.
+    pub async fn publish_due(&mut self) -> Result<(), SinkError> {
+        self.drain_inbox(true).await?;
+        let now = Instant::now();
+        let interval = self.ctx.options.flush_interval;
+        for table in self.tables.values_mut() {
+            let due = table.oldest.is_some_and(|oldest| oldest + interval <= now);
+            let cut = if due { Cut::All } else { Cut::FullFiles };
+            table.publish_ready(&mut self.ctx, cut, false).await?;
+            if let Some(lease) = &mut table.lease {
+                lease
+                    .renew_if_due(&*self.ctx.store, &self.ctx.holder)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// When [`LandingZoneWriter::flush`] should be called even if nothing new arrives.
     pub fn flush_deadline(&self) -> Option<Instant> {
         let mut deadline: Option<Instant> = None;
@@ -334,8 +362,9 @@ impl LandingZoneWriter {
             match &table.in_flight {
                 // A failed publish: retry now (the engine backs off between attempts).
                 Some(f) if f.task.is_none() => earliest(Instant::now()),
-                // A publish running in the background: collect it after at most a flush interval.
-                Some(f) => earliest(Instant::from_std(f.started) + self.ctx.options.flush_interval),
+                // A publish running in the background: look again soon, so that its batches are
+                // acknowledged (and checkpointed) shortly after it ends.
+                Some(_) => earliest(Instant::now() + IN_FLIGHT_POLL),
                 None => {}
             }
             if let Some(oldest) = table.oldest {

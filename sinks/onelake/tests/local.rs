@@ -266,6 +266,65 @@ async fn files_are_cut_by_rows_bytes_and_time() {
     assert_contract(dir.path());
 }
 
+/// What the engine does between batches: call `publish_due` when `flush_deadline` passes. A
+/// partial file is published once its oldest row has waited `flush_interval`, not before, and
+/// without a blocking `flush`.
+#[tokio::test]
+async fn due_files_are_published_at_their_deadline_without_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = table("t");
+    let interval = Duration::from_millis(300);
+    let mut lz = open(
+        dir.path(),
+        WriterOptions {
+            flush_interval: interval,
+            ..WriterOptions::default()
+        },
+    )
+    .await;
+    let published = |dir: &std::path::Path| {
+        std::fs::read_dir(dir.join("t"))
+            .map(|entries| {
+                entries
+                    .filter(|e| {
+                        e.as_ref()
+                            .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let written = tokio::time::Instant::now();
+    let ids: Vec<i64> = (0..10).collect();
+    lz.write_rows(
+        &t,
+        rows(&ids, Arc::new(Int64Array::from(ids.clone()))),
+        vec![RowOp::Insert; 10],
+    )
+    .await
+    .unwrap();
+    // Called early, it publishes nothing: the rows have not waited their interval.
+    lz.publish_due().await.unwrap();
+    assert_eq!(published(dir.path()), 0);
+    // The engine's loop: wait for the deadline, then publish what is due.
+    while lz.stats().files == 0 {
+        let deadline = lz.flush_deadline().expect("rows are waiting");
+        tokio::time::sleep_until(deadline).await;
+        lz.publish_due().await.unwrap();
+        assert!(written.elapsed() < interval * 10, "never published");
+    }
+    assert!(written.elapsed() >= interval);
+    assert_eq!(published(dir.path()), 1);
+    // Nothing is buffered or publishing: the next deadline is the lease's renewal, not a poll.
+    assert!(lz
+        .flush_deadline()
+        .is_none_or(|d| d > tokio::time::Instant::now() + Duration::from_secs(5)));
+    lz.close().await.unwrap();
+    let r = replicate_dir(dir.path());
+    assert_eq!(r.table("t").unwrap().len(), 10);
+    assert_contract(dir.path());
+}
+
 #[tokio::test]
 async fn marker_free_files_only_for_a_fresh_tables_initial_load() {
     let dir = tempfile::tempdir().unwrap();
