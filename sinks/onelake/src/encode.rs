@@ -17,6 +17,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Int32Array, RecordBatch};
+use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema};
 use bytes::Bytes;
 use mirror_core::RowOp;
@@ -92,6 +93,9 @@ pub fn marker(op: RowOp, keyed: bool) -> i32 {
 /// one row group per file would hold the whole encoded file twice at the end (chunks and output).
 pub const ROW_GROUP_BYTES: usize = 16 << 20;
 
+/// Rows gathered before a write to the Parquet writer.
+const WRITE_ROWS: usize = 8192;
+
 /// Writer properties for data files.
 ///
 /// Statistics are kept per column chunk only (Fabric reads whole files; page-level statistics and
@@ -143,6 +147,11 @@ pub fn encode_file(
         file_schema.clone(),
         Some(properties),
     )?;
+    // Small parts (a change-stream batch is often a few rows) are gathered into batches of
+    // `WRITE_ROWS` first: each `write` costs a fixed amount per column, which made a 1 s file of
+    // 5,600 streamed rows in ~1,000 parts take 120 ms to encode instead of 15 ms.
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut pending_rows = 0;
     for (rows, ops) in parts {
         let projected = schema.project(&rows, &present)?;
         let mut columns = projected.columns().to_vec();
@@ -152,7 +161,20 @@ pub fn encode_file(
         }
         let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.num_rows()));
         let batch = RecordBatch::try_new_with_options(file_schema.clone(), columns, &options)?;
-        writer.write(&batch)?;
+        if pending.is_empty() && batch.num_rows() >= WRITE_ROWS {
+            writer.write(&batch)?;
+            continue;
+        }
+        pending_rows += batch.num_rows();
+        pending.push(batch);
+        if pending_rows >= WRITE_ROWS {
+            writer.write(&concat_batches(&file_schema, &pending)?)?;
+            pending.clear();
+            pending_rows = 0;
+        }
+    }
+    if !pending.is_empty() {
+        writer.write(&concat_batches(&file_schema, &pending)?)?;
     }
     Ok(Bytes::from(writer.into_inner()?))
 }

@@ -845,6 +845,7 @@ impl TableWriter {
                 .await
                 .map_err(|e| SinkError::Internal(format!("encoding task failed: {e}")))??;
         ctx.stats.encode_time += started.elapsed();
+        debug!(table = %self.table.id, rows, bytes = encoded.len(), took = ?started.elapsed(), "encoded");
         Ok(Encoded {
             bytes: encoded,
             rows,
