@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use arrow::array::{Int32Array, RecordBatch};
 use arrow::compute::concat_batches;
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use mirror_core::RowOp;
 use parquet::arrow::ArrowWriter;
@@ -122,13 +122,24 @@ pub fn encode_file(
     markers: MarkerMode,
     properties: WriterProperties,
 ) -> Result<Bytes, EncodeError> {
+    // Streamed files are made of many tiny parts (often one change each), mostly of the same
+    // few shapes: the column set is found from the distinct shapes, and consecutive parts of
+    // one shape are joined before they are projected and written, since each step costs a
+    // fixed amount per part and column (a 1 s file of 5,600 changes in 4,500 parts took 75 ms of
+    // CPU part by part).
+    let mut shapes: Vec<SchemaRef> = Vec::new();
+    for (rows, _) in &parts {
+        let shape = rows.schema();
+        if !shapes
+            .iter()
+            .any(|s| Arc::ptr_eq(s, &shape) || **s == *shape)
+        {
+            shapes.push(shape);
+        }
+    }
     let present: Vec<&str> = schema
         .names()
-        .filter(|name| {
-            parts
-                .iter()
-                .any(|(rows, _)| rows.column_by_name(name).is_some())
-        })
+        .filter(|name| shapes.iter().any(|s| s.index_of(name).is_ok()))
         .collect();
     let mut fields: Vec<Field> = present
         .iter()
@@ -147,12 +158,18 @@ pub fn encode_file(
         file_schema.clone(),
         Some(properties),
     )?;
-    // Small parts (a change-stream batch is often a few rows) are gathered into batches of
-    // `WRITE_ROWS` first: each `write` costs a fixed amount per column, which made a 1 s file of
-    // 5,600 streamed rows in ~1,000 parts take 120 ms to encode instead of 15 ms.
-    let mut pending: Vec<RecordBatch> = Vec::new();
-    let mut pending_rows = 0;
-    for (rows, ops) in parts {
+    let write_run = |writer: &mut ArrowWriter<Vec<u8>>,
+                     run: &mut Vec<RecordBatch>,
+                     ops: &mut Vec<RowOp>|
+     -> Result<(), EncodeError> {
+        let Some(first) = run.first() else {
+            return Ok(());
+        };
+        let rows = if run.len() == 1 {
+            first.clone()
+        } else {
+            concat_batches(&first.schema(), run.iter())?
+        };
         let projected = schema.project(&rows, &present)?;
         let mut columns = projected.columns().to_vec();
         if let MarkerMode::Markers { keyed } = markers {
@@ -161,28 +178,31 @@ pub fn encode_file(
         }
         let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.num_rows()));
         let batch = RecordBatch::try_new_with_options(file_schema.clone(), columns, &options)?;
-        if pending.is_empty() && batch.num_rows() >= WRITE_ROWS {
-            writer.write(&batch)?;
-            continue;
+        writer.write(&batch)?;
+        run.clear();
+        ops.clear();
+        Ok(())
+    };
+    let mut run: Vec<RecordBatch> = Vec::new();
+    let mut run_ops: Vec<RowOp> = Vec::new();
+    for (rows, ops) in parts {
+        let same_shape = run.first().is_none_or(|first| {
+            Arc::ptr_eq(&first.schema(), &rows.schema()) || first.schema() == rows.schema()
+        });
+        if !same_shape || run_ops.len() + rows.num_rows() > WRITE_ROWS {
+            write_run(&mut writer, &mut run, &mut run_ops)?;
         }
-        pending_rows += batch.num_rows();
-        pending.push(batch);
-        if pending_rows >= WRITE_ROWS {
-            writer.write(&concat_batches(&file_schema, &pending)?)?;
-            pending.clear();
-            pending_rows = 0;
-        }
+        run_ops.extend_from_slice(&ops);
+        run.push(rows);
     }
-    if !pending.is_empty() {
-        writer.write(&concat_batches(&file_schema, &pending)?)?;
-    }
+    write_run(&mut writer, &mut run, &mut run_ops)?;
     Ok(Bytes::from(writer.into_inner()?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use arrow::array::{Array, ArrayRef, Int64Array, StringArray};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     #[test]
@@ -222,5 +242,66 @@ mod tests {
         let markers = all.column(2).as_any().downcast_ref::<Int32Array>().unwrap();
         assert_eq!(markers.values(), &[4, 1, 2]);
         assert!(all.column(1).is_null(2));
+    }
+
+    /// Many one-row parts of changing shapes (as streamed) come out in order, each row with its
+    /// own values and marker, across the runs they are joined into.
+    #[test]
+    fn many_small_parts_of_changing_shapes_keep_their_order() {
+        let mut schema = TableSchema::new("t");
+        let mut parts = Vec::new();
+        let n = 3 * WRITE_ROWS as i64 / 2;
+        for i in 0..n {
+            let rows = if (i / 100) % 2 == 0 {
+                RecordBatch::try_from_iter([(
+                    "id",
+                    Arc::new(Int64Array::from(vec![i])) as ArrayRef,
+                )])
+            } else {
+                RecordBatch::try_from_iter([
+                    ("id", Arc::new(Int64Array::from(vec![i])) as ArrayRef),
+                    ("name", Arc::new(StringArray::from(vec![format!("n{i}")]))),
+                ])
+            }
+            .unwrap();
+            let op = if i % 3 == 0 {
+                RowOp::Delete
+            } else {
+                RowOp::Upsert
+            };
+            parts.push((schema.conform(&rows).unwrap().rows, Arc::from(vec![op])));
+        }
+        let bytes = encode_file(
+            &schema,
+            parts,
+            MarkerMode::Markers { keyed: true },
+            writer_properties(Compression::Snappy),
+        )
+        .unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+        let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        assert_eq!(all.num_rows() as i64, n);
+        let ids = all.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        let names = all
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let markers = all.column(2).as_any().downcast_ref::<Int32Array>().unwrap();
+        for i in 0..n {
+            let r = i as usize;
+            assert_eq!(ids.value(r), i);
+            if (i / 100) % 2 == 0 {
+                assert!(names.is_null(r), "row {i}");
+            } else {
+                assert_eq!(names.value(r), format!("n{i}"));
+            }
+            let want = if i % 3 == 0 { 2 } else { 4 };
+            assert_eq!(markers.value(r), want, "row {i}");
+        }
     }
 }
