@@ -205,6 +205,27 @@ mod tests {
     use arrow::array::{Array, ArrayRef, Int64Array, StringArray};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+    /// Encodes `parts` with keyed markers and reads the file back as one batch.
+    fn encode_and_read(
+        schema: &TableSchema,
+        parts: Vec<(RecordBatch, Arc<[RowOp]>)>,
+        compression: Compression,
+    ) -> RecordBatch {
+        let bytes = encode_file(
+            schema,
+            parts,
+            MarkerMode::Markers { keyed: true },
+            writer_properties(compression),
+        )
+        .unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+        arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+    }
+
     #[test]
     fn marker_is_the_last_int32_column_and_missing_columns_are_null() {
         let mut schema = TableSchema::new("t");
@@ -222,19 +243,7 @@ mod tests {
             (a, Arc::from(vec![RowOp::Insert, RowOp::Update])),
             (b, Arc::from(vec![RowOp::Delete])),
         ];
-        let bytes = encode_file(
-            &schema,
-            parts,
-            MarkerMode::Markers { keyed: true },
-            writer_properties(Compression::Zstd),
-        )
-        .unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .unwrap()
-            .build()
-            .unwrap();
-        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
-        let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let all = encode_and_read(&schema, parts, Compression::Zstd);
         let schema = all.schema();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, ["id", "name", ROW_MARKER]);
@@ -271,19 +280,7 @@ mod tests {
             };
             parts.push((schema.conform(&rows).unwrap().rows, Arc::from(vec![op])));
         }
-        let bytes = encode_file(
-            &schema,
-            parts,
-            MarkerMode::Markers { keyed: true },
-            writer_properties(Compression::Snappy),
-        )
-        .unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .unwrap()
-            .build()
-            .unwrap();
-        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
-        let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let all = encode_and_read(&schema, parts, Compression::Snappy);
         assert_eq!(all.num_rows() as i64, n);
         let ids = all.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
         let names = all
