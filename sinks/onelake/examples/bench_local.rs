@@ -21,6 +21,12 @@ use mirror_onelake::schema::TableSchema;
 use mirror_onelake::store::{LandingStore, LocalStore};
 use mirror_onelake::{Compression, LandingZoneWriter, WriterOptions};
 
+// The allocator the `mirror` binary ships with (see the root Cargo.toml), so the figures are the
+// product's.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const WORDS: &[&str] = &[
     "order",
     "customer",
