@@ -6,7 +6,9 @@
 //! ```
 //!
 //! Prints rows/s, MB/s (of Arrow input and of Parquet written), p50/p99 publish latency per file,
-//! peak RSS, and the ratio to encoding alone. The rows are generated before timing starts.
+//! peak RSS, and the ratio to encoding alone. The rows are generated before timing starts. The
+//! sink runs twice: with one file encoded at a time (`encode_concurrency = 1`, the one-core
+//! figure) and with the default (one per core, at most 4).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +21,8 @@ use mirror_core::{RowOp, Table, TableId};
 use mirror_onelake::encode::{encode_file, writer_properties, MarkerMode};
 use mirror_onelake::schema::TableSchema;
 use mirror_onelake::store::{LandingStore, LocalStore};
-use mirror_onelake::{Compression, LandingZoneWriter, WriterOptions};
+use mirror_onelake::writer::default_encode_concurrency;
+use mirror_onelake::{Compression, LandingZoneWriter, WriterOptions, WriterStats};
 
 // The allocator the `mirror` binary ships with (see the root Cargo.toml), so the figures are the
 // product's.
@@ -214,7 +217,49 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let encode_secs = started.elapsed().as_secs_f64();
 
-    // The sink: conform, buffer, encode, temp + rename publish into a local directory.
+    println!(
+        "encode only : {:>9.0} rows/s  {:>7.1} MB/s Arrow in  {:>7.1} MB/s Parquet out  ({encode_secs:.2} s, {:.1} MB Parquet)",
+        rows as f64 / encode_secs,
+        mb(input_bytes) / encode_secs,
+        mb(encoded_bytes) / encode_secs,
+        mb(encoded_bytes)
+    );
+    for encoders in [1, default_encode_concurrency()] {
+        let (sink_secs, stats) = sink(&batches, compression, file_rows, encoders).await?;
+        assert_eq!(stats.rows as usize, rows);
+        let mut latencies = stats.publish_latencies.clone();
+        latencies.sort();
+        println!(
+            "sink, {encoders} enc : {:>9.0} rows/s  {:>7.1} MB/s Arrow in  {:>7.1} MB/s Parquet out  ({sink_secs:.2} s, {} files, encoding {:.2} s); ratio to encode only {:.2}; publish per file p50 {:.1} ms, p99 {:.1} ms",
+            rows as f64 / sink_secs,
+            mb(input_bytes) / sink_secs,
+            mb(stats.bytes as usize) / sink_secs,
+            stats.files,
+            stats.encode_time.as_secs_f64(),
+            encode_secs / sink_secs,
+            percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3
+        );
+    }
+    println!(
+        "peak RSS: {:.0} MB (includes the {:.0} MB of pre-generated input)",
+        peak_rss_mb(),
+        mb(input_bytes)
+    );
+    Ok(())
+}
+
+fn mb(bytes: usize) -> f64 {
+    bytes as f64 / 1e6
+}
+
+/// The sink: conform, buffer, encode, temp + fsync + link publish into a local directory.
+async fn sink(
+    batches: &[RecordBatch],
+    compression: Compression,
+    file_rows: usize,
+    encoders: usize,
+) -> Result<(f64, WriterStats), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("mirror-bench-{}", std::process::id()));
     let store: Arc<dyn LandingStore> = Arc::new(LocalStore::new(&dir));
     let mut writer = LandingZoneWriter::open(
@@ -223,54 +268,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             compression,
             max_file_rows: file_rows,
             max_file_bytes: usize::MAX,
+            encode_concurrency: encoders,
             ..WriterOptions::default()
         },
     )
     .await?;
     let table = Arc::new(Table::new(TableId::with_schema("bench", "rows"), ["id"]));
     let started = Instant::now();
-    for b in &batches {
+    for b in batches {
         writer
             .write_rows(&table, b.clone(), vec![RowOp::Upsert; b.num_rows()])
             .await?;
     }
     writer.close().await?;
-    let sink_secs = started.elapsed().as_secs_f64();
+    let secs = started.elapsed().as_secs_f64();
     let stats = writer.stats().clone();
+    drop(writer);
     let _ = std::fs::remove_dir_all(&dir);
-
-    let mut latencies = stats.publish_latencies.clone();
-    latencies.sort();
-    let mb = |b: usize| b as f64 / 1e6;
-    println!(
-        "encode only : {:>9.0} rows/s  {:>7.1} MB/s Arrow in  {:>7.1} MB/s Parquet out  ({encode_secs:.2} s, {:.1} MB Parquet)",
-        rows as f64 / encode_secs,
-        mb(input_bytes) / encode_secs,
-        mb(encoded_bytes) / encode_secs,
-        mb(encoded_bytes)
-    );
-    println!(
-        "sink, local : {:>9.0} rows/s  {:>7.1} MB/s Arrow in  {:>7.1} MB/s Parquet out  ({sink_secs:.2} s, {} files, encoding {:.2} s)",
-        rows as f64 / sink_secs,
-        mb(input_bytes) / sink_secs,
-        mb(stats.bytes as usize) / sink_secs,
-        stats.files,
-        stats.encode_time.as_secs_f64()
-    );
-    println!(
-        "publish latency per file (upload + rename, after encoding): p50 {:.1} ms, p99 {:.1} ms",
-        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3
-    );
-    println!(
-        "sink / encode-only throughput ratio: {:.2}",
-        encode_secs / sink_secs
-    );
-    println!(
-        "peak RSS: {:.0} MB (includes the {:.0} MB of pre-generated input)",
-        peak_rss_mb(),
-        mb(input_bytes)
-    );
-    assert_eq!(stats.rows as usize, rows);
-    Ok(())
+    Ok((secs, stats))
 }

@@ -11,6 +11,7 @@
 //! max_file_rows = 1000000
 //! max_file_bytes = 67108864       # buffered Arrow bytes per file; the Parquet file is smaller
 //! flush_interval = "1s"           # longest wait before a partial file is published
+//! encode_concurrency = 2          # files encoded at once (default: one per core, at most 4)
 //! marker_free_initial_load = false
 //! upsert_default_row_marker = false
 //! partner_name = "mirror"
@@ -104,6 +105,9 @@ pub struct OneLakeSinkConfig {
     /// Longest time rows wait before their file is published.
     #[serde(default = "default_flush_interval", with = "humantime_serde")]
     pub flush_interval: Duration,
+    /// Files encoded at the same time (default: one per core, at most 4).
+    #[serde(default = "crate::writer::default_encode_concurrency")]
+    pub encode_concurrency: usize,
     /// Marker-free files for a new table's initial load.
     #[serde(default)]
     pub marker_free_initial_load: bool,
@@ -156,6 +160,7 @@ impl OneLakeSinkConfig {
             max_file_rows: default_max_file_rows(),
             max_file_bytes: default_max_file_bytes(),
             flush_interval: default_flush_interval(),
+            encode_concurrency: crate::writer::default_encode_concurrency(),
             marker_free_initial_load: false,
             upsert_default_row_marker: false,
             partner_name: default_partner_name(),
@@ -172,8 +177,10 @@ impl OneLakeSinkConfig {
     /// Checks settings that serde cannot.
     pub fn validate(&self) -> Result<(), String> {
         let location = parse_location(&self.landing_zone)?;
-        if self.max_file_rows == 0 || self.max_file_bytes == 0 {
-            return Err("max_file_rows and max_file_bytes must be at least 1".into());
+        if self.max_file_rows == 0 || self.max_file_bytes == 0 || self.encode_concurrency == 0 {
+            return Err(
+                "max_file_rows, max_file_bytes and encode_concurrency must be at least 1".into(),
+            );
         }
         if self.flush_interval.is_zero() {
             return Err("flush_interval must be positive".into());
@@ -242,6 +249,7 @@ impl OneLakeSinkConfig {
             max_file_rows: self.max_file_rows,
             max_file_bytes: self.max_file_bytes,
             flush_interval: self.flush_interval,
+            encode_concurrency: self.encode_concurrency,
             marker_free_initial_load: self.marker_free_initial_load,
             metadata: MetadataOptions {
                 upsert_default_row_marker: self.upsert_default_row_marker,

@@ -12,9 +12,11 @@
 //!    buffered row has waited `flush_interval` (the engine calls
 //!    [`LandingZoneWriter::publish_due`] when [`LandingZoneWriter::flush_deadline`] passes; it
 //!    does not wait for the publish, so rows keep arriving meanwhile), or on
-//!    [`LandingZoneWriter::flush`] (which waits): encode it, and give it the next number. The
-//!    number stays with the file until it is published: a failed publish is retried under the
-//!    same number, never skipped;
+//!    [`LandingZoneWriter::flush`] (which waits). Files are encoded in the background, several
+//!    at once (`encode_concurrency`, shared by all tables), so rows keep arriving meanwhile and
+//!    a large table uses more than one core; each file gets the next number when its turn to
+//!    publish comes, in the order the files were cut. The number stays with the file until it
+//!    is published: a failed publish is retried under the same number, never skipped;
 //! 4. **publish** ([`crate::publish`]): record new columns in `_mirror_table.json` first, renew the
 //!    lease if due, then upload and rename (or put create-only); verify when the outcome is unknown;
 //! 5. **acknowledge** every batch whose last row is in a published file.
@@ -74,6 +76,14 @@ pub struct WriterOptions {
     pub partner: PartnerInfo,
     /// The single-writer lease's time to live; `None` disables the lease.
     pub lease_ttl: Option<Duration>,
+    /// Files encoded at the same time, over all tables (at least 1). Each holds its rows (up to
+    /// `max_file_bytes`) while it is encoded, so this trades memory for throughput.
+    pub encode_concurrency: usize,
+}
+
+/// The default [`WriterOptions::encode_concurrency`]: one per core, at most 4.
+pub fn default_encode_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 impl Default for WriterOptions {
@@ -89,6 +99,7 @@ impl Default for WriterOptions {
             metadata: MetadataOptions::default(),
             partner: PartnerInfo::default(),
             lease_ttl: Some(Duration::from_secs(60)),
+            encode_concurrency: default_encode_concurrency(),
         }
     }
 }
@@ -113,6 +124,8 @@ struct Ctx {
     options: WriterOptions,
     holder: Holder,
     stats: WriterStats,
+    /// One permit per file being encoded, shared by all tables.
+    encoders: Arc<tokio::sync::Semaphore>,
 }
 
 /// One buffered piece of a batch.
@@ -129,6 +142,23 @@ struct Encoded {
     rows: usize,
     markers: bool,
     acks: Vec<Ack>,
+}
+
+type EncodeTask = tokio::task::JoinHandle<Result<(Bytes, Duration), SinkError>>;
+
+/// A file cut from the buffer and being encoded in the background. Files are numbered and
+/// published in the order they were cut, whatever order their encodings end in.
+struct Encoding {
+    task: EncodeTask,
+    rows: usize,
+    markers: bool,
+    acks: Vec<Ack>,
+}
+
+impl Drop for Encoding {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 type PublishTask = tokio::task::JoinHandle<(Result<PublishOutcome, SinkError>, bool)>;
@@ -179,7 +209,7 @@ struct TableWriter {
     buffered_bytes: usize,
     oldest: Option<Instant>,
     in_flight: Option<InFlight>,
-    next: Option<Encoded>,
+    encoding: VecDeque<Encoding>,
     lease: Option<Lease>,
 }
 
@@ -225,20 +255,25 @@ impl LandingZoneWriter {
         store: Arc<dyn LandingStore>,
         options: WriterOptions,
     ) -> Result<Self, SinkError> {
-        if options.max_file_rows == 0 || options.max_file_bytes == 0 {
+        if options.max_file_rows == 0
+            || options.max_file_bytes == 0
+            || options.encode_concurrency == 0
+        {
             return Err(SinkError::Config(
-                "max_file_rows and max_file_bytes must be at least 1".into(),
+                "max_file_rows, max_file_bytes and encode_concurrency must be at least 1".into(),
             ));
         }
         ensure_partner_events(&*store, &options.partner).await?;
         let holder = Holder::new(&options.name);
         crate::truncate::recover(&store, &holder, options.lease_ttl, &options.metadata).await?;
+        let encoders = Arc::new(tokio::sync::Semaphore::new(options.encode_concurrency));
         Ok(Self {
             ctx: Ctx {
                 store,
                 options,
                 holder,
                 stats: WriterStats::default(),
+                encoders,
             },
             tables: BTreeMap::new(),
             folders: BTreeMap::new(),
@@ -366,6 +401,10 @@ impl LandingZoneWriter {
                 // acknowledged (and checkpointed) shortly after it ends.
                 Some(_) => earliest(Instant::now() + IN_FLIGHT_POLL),
                 None => {}
+            }
+            // Files being encoded: publish them soon after they are ready.
+            if !table.encoding.is_empty() {
+                earliest(Instant::now() + IN_FLIGHT_POLL);
             }
             if let Some(oldest) = table.oldest {
                 earliest(oldest + self.ctx.options.flush_interval);
@@ -666,7 +705,7 @@ async fn open_table_state(
         buffered_bytes: 0,
         oldest: None,
         in_flight: None,
-        next: None,
+        encoding: VecDeque::new(),
         lease: None,
     })
 }
@@ -768,9 +807,11 @@ impl TableWriter {
         Ok(())
     }
 
-    /// Publishes the buffered rows `cut` allows. One file publishes in the background while the
-    /// next one is encoded; unless `wait_last`, this returns while the last started publish is
-    /// still running (its batches are acknowledged when a later call sees it finish).
+    /// Publishes the buffered rows `cut` allows. Files are encoded in the background (up to
+    /// `encode_concurrency` at a time) while the one before them publishes; unless `wait_last`,
+    /// this returns as soon as the buffer no longer needs a cut that cannot start, leaving
+    /// encodings and the last publish running (a later call collects them and acknowledges
+    /// their batches).
     async fn publish_ready(
         &mut self,
         ctx: &mut Ctx,
@@ -778,27 +819,52 @@ impl TableWriter {
         wait_last: bool,
     ) -> Result<(), SinkError> {
         loop {
-            let can_cut =
-                !self.buffer.is_empty() && (cut == Cut::All || self.is_full(&ctx.options));
-            if self.next.is_none() && can_cut {
-                self.next = Some(self.encode_next(ctx).await?);
+            let limit = ctx.options.encode_concurrency;
+            while self.needs_cut(&ctx.options, cut) && self.encoding.len() < limit {
+                let job = self.start_encode(ctx);
+                self.encoding.push_back(job);
             }
+            // Rows that must be cut but have no room to: wait for the pipeline to move.
+            let blocked = self.needs_cut(&ctx.options, cut);
+            let wait = wait_last || blocked;
             if self.in_flight.is_some() {
-                let wait = self.next.is_some() || wait_last;
                 if !self.finish_in_flight(ctx, wait).await? {
                     return Ok(());
                 }
                 continue;
             }
-            let Some(next) = self.next.take() else {
+            let Some(front) = self.encoding.front() else {
                 return Ok(());
             };
-            self.start_in_flight(ctx, next).await?;
+            if !wait && !front.task.is_finished() {
+                return Ok(());
+            }
+            let Some(mut job) = self.encoding.pop_front() else {
+                return Ok(());
+            };
+            let (bytes, took) = (&mut job.task)
+                .await
+                .map_err(|e| SinkError::Internal(format!("encoding task failed: {e}")))??;
+            ctx.stats.encode_time += took;
+            debug!(table = %self.table.id, rows = job.rows, bytes = bytes.len(), took = ?took, "encoded");
+            let file = Encoded {
+                bytes,
+                rows: job.rows,
+                markers: job.markers,
+                acks: std::mem::take(&mut job.acks),
+            };
+            self.start_in_flight(ctx, file).await?;
         }
     }
 
-    /// Takes the next file's rows from the buffer and encodes them.
-    async fn encode_next(&mut self, ctx: &mut Ctx) -> Result<Encoded, SinkError> {
+    /// Whether buffered rows are to be cut into a file now.
+    fn needs_cut(&self, options: &WriterOptions, cut: Cut) -> bool {
+        !self.buffer.is_empty() && (cut == Cut::All || self.is_full(options))
+    }
+
+    /// Takes the next file's rows from the buffer and starts encoding them in the background
+    /// (once one of the writer's encoding permits is free).
+    fn start_encode(&mut self, ctx: &mut Ctx) -> Encoding {
         let options = &ctx.options;
         let mut parts = Vec::new();
         let mut acks = Vec::new();
@@ -839,19 +905,26 @@ impl TableWriter {
         };
         let schema = self.schema.clone();
         let properties = writer_properties(options.compression);
-        let started = std::time::Instant::now();
-        let encoded =
-            tokio::task::spawn_blocking(move || encode_file(&schema, parts, markers, properties))
+        let encoders = ctx.encoders.clone();
+        let task = tokio::spawn(async move {
+            let _permit = encoders
+                .acquire_owned()
                 .await
-                .map_err(|e| SinkError::Internal(format!("encoding task failed: {e}")))??;
-        ctx.stats.encode_time += started.elapsed();
-        debug!(table = %self.table.id, rows, bytes = encoded.len(), took = ?started.elapsed(), "encoded");
-        Ok(Encoded {
-            bytes: encoded,
+                .map_err(|e| SinkError::Internal(format!("encoding permits closed: {e}")))?;
+            tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
+                let bytes = encode_file(&schema, parts, markers, properties)?;
+                Ok((bytes, started.elapsed()))
+            })
+            .await
+            .map_err(|e| SinkError::Internal(format!("encoding task failed: {e}")))?
+        });
+        Encoding {
+            task,
             rows,
             markers: !marker_free,
             acks,
-        })
+        }
     }
 
     /// Gives `file` the next number, records what it needs in the state file, renews the lease and

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use common::*;
 use mirror_core::config::MirrorConfig;
 use mirror_core::engine::Engine;
@@ -215,23 +215,22 @@ async fn files_are_cut_by_rows_bytes_and_time() {
     lz.write_rows(&t, rows(&ids, values), vec![RowOp::Insert; 250])
         .await
         .unwrap();
-    // Full files are published on write, without waiting for a flush; the last one may still be
-    // publishing in the background (the next file is encoded meanwhile).
-    assert!(
-        (1..=2).contains(&lz.stats().files),
-        "full files published on write: {}",
-        lz.stats().files
-    );
+    // Full files are cut on write and encoded in the background; the writer asks to be called
+    // again soon (well before the partial file's 200 ms) to publish them, as the engine does.
+    let deadline = lz.flush_deadline().expect("full files are being encoded");
+    assert!(deadline <= tokio::time::Instant::now() + Duration::from_millis(100));
+    while lz.stats().files < 2 {
+        if let Some(deadline) = lz.flush_deadline() {
+            tokio::time::sleep_until(deadline).await;
+        }
+        lz.publish_due().await.unwrap();
+    }
     assert!(
         std::fs::read_dir(dir.path().join("t"))
             .unwrap()
-            .any(|e| e.unwrap().file_name() == "00000000000000000001.parquet"),
-        "the first full file is in the folder before any flush"
+            .any(|e| e.unwrap().file_name() == "00000000000000000002.parquet"),
+        "full files are in the folder before any flush"
     );
-    let deadline = lz
-        .flush_deadline()
-        .expect("a partial file waits for its deadline");
-    assert!(deadline <= tokio::time::Instant::now() + Duration::from_millis(200));
     lz.flush().await.unwrap();
     assert_eq!(lz.stats().files, 3);
     assert_eq!(lz.stats().rows, 250);
@@ -723,4 +722,73 @@ async fn a_truncated_tables_checkpoint_is_kept_and_a_half_done_truncation_is_fin
     lz.close().await.unwrap();
     let r = replicate_dir(dir.path());
     assert!(r.table("t").unwrap().is_empty());
+}
+
+/// With several files encoded at once, a slow file (wide rows) and the quick files cut after it
+/// (rewriting the same keys) are published in the order they were cut, so the last write wins
+/// in the replicated table, and every file's rows are in the file of its number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_encoded_at_once_publish_in_the_order_they_were_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = table("t");
+    let n = 2_000usize;
+    let mut lz = open(
+        dir.path(),
+        WriterOptions {
+            max_file_rows: n,
+            encode_concurrency: 4,
+            ..WriterOptions::default()
+        },
+    )
+    .await;
+    let ids: Vec<i64> = (0..n as i64).collect();
+    let mut model = Model::default();
+    for round in 0..6 {
+        // Round 0 is ~20 MB of text, the later rounds a few bytes per row.
+        let width = if round == 0 { 10_000 } else { 1 };
+        let values: ArrayRef = Arc::new(StringArray::from_iter_values(
+            ids.iter()
+                .map(|i| format!("{round}:{i}:{}", "x".repeat(width))),
+        ));
+        let batch = rows(&ids, values);
+        let ops = if round == 4 {
+            vec![RowOp::Delete; n]
+        } else {
+            vec![RowOp::Upsert; n]
+        };
+        model.apply_rows("t", &["id".to_owned()], &batch, &ops);
+        lz.write_rows(&t, batch, ops).await.unwrap();
+    }
+    lz.close().await.unwrap();
+    assert_eq!(lz.stats().files, 6);
+
+    let files = assert_contract(dir.path());
+    assert_eq!(files["t"], (1..=6).collect::<Vec<u64>>());
+    for seq in 1..=6u64 {
+        let path = dir.path().join("t").join(format!("{seq:020}.parquet"));
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(path).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let v = batch
+                .column_by_name("v")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
+            for r in 0..batch.num_rows() {
+                if v.is_valid(r) {
+                    assert!(
+                        v.value(r).starts_with(&format!("{}:", seq - 1)),
+                        "file {seq} holds a row of another round"
+                    );
+                }
+            }
+        }
+    }
+    assert_replicated(&replicate_dir(dir.path()), &model);
 }
