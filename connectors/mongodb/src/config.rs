@@ -62,6 +62,11 @@ pub struct MongoSourceConfig {
     /// How long a change stream waits for events before reporting its position.
     #[serde(default = "default_max_await", with = "humantime_serde")]
     pub max_await: Duration,
+    /// How long a batch of change events waits for more events once its first one arrived (as
+    /// Kafka's `linger.ms`): one event at a time costs each stage a fixed amount per batch, so a
+    /// few milliseconds here buy a lot of throughput under load; zero sends what is ready at once.
+    #[serde(default = "default_batch_linger", with = "humantime_serde")]
+    pub batch_linger: Duration,
     /// How often an idle stream's position is checkpointed.
     #[serde(default = "default_idle_checkpoint", with = "humantime_serde")]
     pub idle_checkpoint_interval: Duration,
@@ -86,6 +91,9 @@ fn default_discovery() -> Duration {
 }
 fn default_max_await() -> Duration {
     Duration::from_millis(500)
+}
+fn default_batch_linger() -> Duration {
+    Duration::from_millis(10)
 }
 fn default_idle_checkpoint() -> Duration {
     Duration::from_secs(5)

@@ -231,14 +231,22 @@ impl Worker {
                         return Err(ComponentError::transient(SourceError(format!("the change stream of `{}` ended unexpectedly", self.db))));
                     };
                     self.on_stream(msg).await?;
-                    // Take what else is ready, then publish: batches fill up under load, and go out
-                    // at once when the stream is quiet.
+                    // Take what else comes within the linger, then publish: batches fill up under
+                    // load, and a lone event waits no longer than the linger.
+                    let linger_until = tokio::time::Instant::now() + self.config.batch_linger;
                     while self.pending_rows < self.config.batch_size {
                         let Some(rx) = self.stream_rx.as_mut() else { break };
-                        match rx.try_recv() {
-                            Ok(msg) => self.on_stream(msg).await?,
+                        let msg = match rx.try_recv() {
+                            Ok(msg) => msg,
+                            Err(mpsc::error::TryRecvError::Empty) if self.pending_rows > 0 => {
+                                match tokio::time::timeout_at(linger_until, rx.recv()).await {
+                                    Ok(Some(msg)) => msg,
+                                    _ => break,
+                                }
+                            }
                             Err(_) => break,
-                        }
+                        };
+                        self.on_stream(msg).await?;
                     }
                     self.flush().await?;
                     self.release_chunks().await?;
