@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use arrow::array::RecordBatch;
 use bson::{Bson, RawDocumentBuf};
 use mirror_core::config::TableSettings;
 use mirror_core::mapping::{SampleMethod, TableMapping, TableSchemaState, KEY_COLUMN};
@@ -91,6 +92,29 @@ struct TableRt {
     epoch: u64,
     pending: Vec<Pending>,
     ranges_left: usize,
+    /// Copies of `converter` for converting pages ahead (see [`Ahead`]), kept warm between pages.
+    spare: Vec<BsonConverter>,
+}
+
+/// A page being converted ahead of its turn, on the blocking pool, by a copy of its table's
+/// converter, so that one large collection's pages convert on several cores while the worker
+/// keeps pages and change events in order. The result is used only if the copy added no
+/// column and the table's columns are still those it started from; otherwise (new fields, which
+/// need inference over the rows actually published and a checkpoint barrier) the page is
+/// converted again in order, exactly as without this.
+struct Ahead {
+    /// Gives the documents back, with the rows and the converter if they are usable.
+    task: tokio::task::JoinHandle<(Vec<RawDocumentBuf>, Option<ConvertedAhead>)>,
+}
+
+/// Rows converted ahead, and the converter copy that made them (returned to the spares).
+type ConvertedAhead = (RecordBatch, BsonConverter);
+
+/// A page waiting for the change stream to pass it: its documents, or their conversion ahead.
+struct PendingChunk {
+    chunk: Chunk,
+    epoch: u64,
+    ahead: Option<Ahead>,
 }
 
 /// Runs a database until shutdown or an error it cannot get past (which it sends to `out`).
@@ -145,7 +169,7 @@ struct Worker {
     readers_cancel: CancellationToken,
     jobs: VecDeque<(RangeJob, u64)>,
     running_readers: usize,
-    pending_chunks: Vec<(Chunk, u64)>,
+    pending_chunks: Vec<PendingChunk>,
     /// Events since the oldest page still being read: (cluster time, table, key).
     window: VecDeque<(u64, usize, String)>,
     reader_low: HashMap<(usize, usize), u64>,
@@ -386,6 +410,7 @@ impl Worker {
             epoch: 0,
             pending: Vec::new(),
             ranges_left,
+            spare: Vec::new(),
         };
         if rt.state.phase == Phase::InitialSync {
             self.progress.add(
@@ -460,6 +485,7 @@ impl Worker {
             epoch: 0,
             pending: Vec::new(),
             ranges_left: 0,
+            spare: Vec::new(),
         };
         self.plan_ranges(idx, &mut rt).await?;
         info!(collection = %source, table = %rt.table.id, estimated = rt.state.estimated, ranges = rt.state.ranges.len(), "initial sync starts");
@@ -584,7 +610,12 @@ impl Worker {
                     } else {
                         self.reader_low.insert((table, chunk.range), chunk.high);
                     }
-                    self.pending_chunks.push((chunk, epoch));
+                    let ahead = self.convert_ahead(&mut chunk);
+                    self.pending_chunks.push(PendingChunk {
+                        chunk,
+                        epoch,
+                        ahead,
+                    });
                 }
             }
             ReaderMsg::Failed(e) => return Err(e),
@@ -699,7 +730,7 @@ impl Worker {
         let coll = self.tables[idx].coll.clone();
         self.by_coll.remove(&coll);
         self.tables[idx].epoch += 1;
-        self.pending_chunks.retain(|(c, _)| c.table != idx);
+        self.pending_chunks.retain(|p| p.chunk.table != idx);
         self.reader_low.retain(|(t, _), _| *t != idx);
         let table = self.tables[idx].table.clone();
         match self.config.on_drop {
@@ -844,23 +875,23 @@ impl Worker {
     async fn release_chunks(&mut self) -> Result<(), ComponentError> {
         let mut i = 0;
         while i < self.pending_chunks.len() {
-            if self.pending_chunks[i].0.high > self.stream_time {
+            if self.pending_chunks[i].chunk.high > self.stream_time {
                 i += 1;
                 continue;
             }
-            let (chunk, epoch) = self.pending_chunks.remove(i);
-            if self.tables[chunk.table].epoch != epoch {
+            let pending = self.pending_chunks.remove(i);
+            if self.tables[pending.chunk.table].epoch != pending.epoch {
                 continue;
             }
             // Events up to now go first; the page follows without the documents they touched.
             self.flush().await?;
-            self.publish_chunk(chunk).await?;
+            self.publish_chunk(pending.chunk, pending.ahead).await?;
         }
         // Events older than every page still in flight can no longer touch one.
         let oldest = self
             .pending_chunks
             .iter()
-            .map(|(c, _)| c.low)
+            .map(|p| p.chunk.low)
             .chain(self.reader_low.values().copied())
             .min();
         match oldest {
@@ -875,30 +906,80 @@ impl Worker {
         Ok(())
     }
 
-    async fn publish_chunk(&mut self, chunk: Chunk) -> Result<(), ComponentError> {
+    /// Starts converting `chunk`'s documents on the blocking pool (taking them out of the chunk
+    /// until the conversion returns them), with a copy of the table's converter.
+    fn convert_ahead(&mut self, chunk: &mut Chunk) -> Option<Ahead> {
+        let rt = self.tables.get_mut(chunk.table)?;
+        let converter = loop {
+            match rt.spare.pop() {
+                Some(c) if c.state() == rt.converter.state() => break c,
+                Some(_) => continue,
+                None => {
+                    break BsonConverter::new(
+                        rt.table.id.to_string(),
+                        rt.converter.mapping().clone(),
+                        rt.converter.state().clone(),
+                    )
+                    .ok()?
+                }
+            }
+        };
+        let docs = std::mem::take(&mut chunk.docs);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut converter = converter;
+            let columns = converter.state().columns().len();
+            let rows: Vec<RowInput<'_>> = docs.iter().map(|d| RowInput::Document(d)).collect();
+            let converted = converter.convert(&rows).ok();
+            drop(rows);
+            let usable = converted.filter(|_| converter.state().columns().len() == columns);
+            (docs, usable.map(|batch| (batch, converter)))
+        });
+        Some(Ahead { task })
+    }
+
+    async fn publish_chunk(
+        &mut self,
+        mut chunk: Chunk,
+        ahead: Option<Ahead>,
+    ) -> Result<(), ComponentError> {
+        let mut converted = None;
+        if let Some(ahead) = ahead {
+            let (docs, result) = ahead.task.await.map_err(|e| {
+                ComponentError::permanent(SourceError(format!("converting a page failed: {e}")))
+            })?;
+            chunk.docs = docs;
+            converted = result;
+        }
         let touched: HashSet<&str> = self
             .window
             .iter()
             .filter(|(t, table, _)| *table == chunk.table && *t > chunk.low)
             .map(|(_, _, k)| k.as_str())
             .collect();
-        let mut keep = Vec::with_capacity(chunk.docs.len());
-        let mut key = String::new();
-        for doc in &chunk.docs {
-            let id = doc.get("_id").ok().flatten().ok_or_else(|| {
-                ComponentError::permanent(SourceError("a document has no _id".into()))
-            })?;
-            key.clear();
-            encode_key(&mut key, id)
-                .map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
-            if !touched.contains(key.as_str()) {
-                keep.push(RowInput::Document(doc.as_ref()));
+        // Which documents the page keeps: all, unless change events since it was read touched some.
+        let mut keep: Vec<bool> = Vec::new();
+        if !touched.is_empty() {
+            keep.reserve(chunk.docs.len());
+            let mut key = String::new();
+            for doc in &chunk.docs {
+                let id = doc.get("_id").ok().flatten().ok_or_else(|| {
+                    ComponentError::permanent(SourceError("a document has no _id".into()))
+                })?;
+                key.clear();
+                encode_key(&mut key, id)
+                    .map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
+                keep.push(!touched.contains(key.as_str()));
             }
         }
-        let skipped = chunk.docs.len() - keep.len();
+        let kept = if keep.is_empty() {
+            chunk.docs.len()
+        } else {
+            keep.iter().filter(|k| **k).count()
+        };
+        let skipped = chunk.docs.len() - kept;
         let rt = &mut self.tables[chunk.table];
         let before = rt.state.clone();
-        let ops = vec![RowOp::Upsert; keep.len()];
+        let ops = vec![RowOp::Upsert; kept];
         let copied = chunk.docs.len() as u64;
         rt.state.copied += copied;
         if let Some(range) = rt.state.ranges.get_mut(chunk.range) {
@@ -917,7 +998,37 @@ impl Worker {
         if rt.ranges_left == 0 && rt.state.phase == Phase::InitialSync {
             finish_sync(rt, &self.progress);
         }
-        let (batch, barrier) = convert(rt, &keep, ops, before)?;
+        // The conversion ahead stands if the table's columns are still those it was made with
+        // (it added none): converting in order now would give the same rows.
+        let converted = converted.filter(|(_, c)| c.state() == rt.converter.state());
+        let (batch, barrier) = match converted {
+            Some((records, converter)) => {
+                rt.spare.push(converter);
+                let records = if skipped > 0 {
+                    arrow::compute::filter_record_batch(
+                        &records,
+                        &arrow::array::BooleanArray::from(keep),
+                    )
+                    .map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?
+                } else {
+                    records
+                };
+                let checkpoint = table_checkpoint(rt)?;
+                let batch = ChangeBatch::new(rt.table.clone(), records, ops, checkpoint)
+                    .map_err(ComponentError::permanent)?;
+                (batch, None)
+            }
+            None => {
+                let rows: Vec<RowInput<'_>> = chunk
+                    .docs
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| keep.is_empty() || keep[*i])
+                    .map(|(_, d)| RowInput::Document(d))
+                    .collect();
+                convert(rt, &rows, ops, before)?
+            }
+        };
         if let Some(checkpoint) = barrier {
             self.send_barrier(checkpoint).await?;
         }
