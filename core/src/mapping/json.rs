@@ -107,16 +107,23 @@ pub fn ascii_str(bytes: &[u8]) -> &str {
 /// `1e300`); returns false (writing nothing) for NaN and infinities, which JSON cannot hold.
 ///
 /// The text is exactly Rust's `{:?}`: the shortest digits that read back as `v` (closest to `v`
-/// when several do), `.0` on integers, exponent form below `1e-4` and from `1e16`. `ryu` writes the
-/// same text much faster, except (a) in `[1e-5, 1e-4)`, which it writes in decimal notation, and
-/// (b) when `v` lies exactly halfway between the two closest shortest candidates, where `ryu`
-/// rounds to even and `{:?}` up. Such ties need 16 digits or more (both candidates must be within
-/// half an ulp, so the digits count at least 2^52 units of the last place); those values, and
-/// (a), are left to `{:?}`.
+/// when several do), `.0` on integers, exponent form below `1e-4` and from `1e16`. Faster paths
+/// write the same text:
+/// - Amounts with up to 4 decimals (`19.99`), the most common doubles in documents, are the
+///   closest double to `n / 10^4` for an integer `n`: then the digits of `n` are the shortest that
+///   read back as `v` (any two different decimals of up to 15 digits read as different doubles).
+/// - `ryu` picks the same digits as `{:?}`, but writes `[1e-5, 1e-4)` in decimal notation, and when
+///   `v` lies exactly halfway between the two closest shortest candidates it rounds to even where
+///   `{:?}` rounds up. Such ties need 16 digits or more (both candidates must be within half an
+///   ulp, so the digits count at least 2^52 units of the last place); those values, and
+///   `[1e-5, 1e-4)`, are left to `{:?}`.
 #[inline]
 pub fn write_json_f64(out: &mut String, v: f64) -> bool {
     if !v.is_finite() {
         return false;
+    }
+    if write_short_decimal(out, v) {
+        return true;
     }
     let mut buf = ryu::Buffer::new();
     let text = buf.format_finite(v);
@@ -125,6 +132,38 @@ pub fn write_json_f64(out: &mut String, v: f64) -> bool {
     } else {
         let _ = write!(out, "{v:?}");
     }
+    true
+}
+
+/// Writes `v` as `{:?}` does if it is the closest double to a decimal with at most 4 decimals and
+/// 15 digits (see [`write_json_f64`]); returns false (writing nothing) otherwise.
+#[inline]
+fn write_short_decimal(out: &mut String, v: f64) -> bool {
+    const SCALE: f64 = 1e4;
+    let abs = v.abs();
+    let n = (abs * SCALE).round();
+    // Division is correctly rounded: equal means `v` is the closest double to `n / 10^4`.
+    if !(n < 1e15 && n / SCALE == abs) {
+        return false;
+    }
+    let n = n as u64;
+    let (int, mut frac) = (n / 10_000, (n % 10_000) as u32);
+    // `int.frac` with 4 decimals, trailing zeros dropped but one.
+    let mut decimals = 4;
+    while decimals > 1 && frac % 10 == 0 {
+        frac /= 10;
+        decimals -= 1;
+    }
+    if v.is_sign_negative() {
+        out.push('-');
+    }
+    write_u64(out, int);
+    let mut buf = *b".0000";
+    for at in (1..=decimals).rev() {
+        buf[at] = b'0' + (frac % 10) as u8;
+        frac /= 10;
+    }
+    out.push_str(ascii_str(&buf[..=decimals]));
     true
 }
 
@@ -386,10 +425,25 @@ mod tests {
                 values.extend([v, -v, v * 1.5, v * 9.999_999_999_999_999]);
             }
         }
-        // Short decimals like prices.
+        // Short decimals like prices, and their neighbours.
         for cents in 0..20_000 {
-            values.push(cents as f64 / 100.0);
-            values.push(cents as f64 / 1e7);
+            for v in [cents as f64 / 100.0, cents as f64 / 1e4, cents as f64 / 1e7] {
+                values.extend([
+                    v,
+                    f64::from_bits(v.to_bits() + 1),
+                    f64::from_bits(v.to_bits().saturating_sub(1)),
+                ]);
+            }
+        }
+        // Up to 4 decimals, at every magnitude up to 15 digits.
+        let mut rng: u64 = 0x1234_5678_9abc_def1;
+        for _ in 0..300_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let digits = rng % 10u64.pow(1 + (rng >> 59) as u32 % 16);
+            let v = digits as f64 / 10f64.powi((rng >> 40) as i32 % 5);
+            values.extend([v, -v, f64::from_bits(v.to_bits() + 1)]);
         }
         for v in values {
             let mut out = String::new();
