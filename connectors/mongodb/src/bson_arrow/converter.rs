@@ -407,7 +407,7 @@ impl BsonConverter {
     }
 
     /// The slot of field `key` of `node`, coming after slot `prev` in the current document.
-    #[inline]
+    #[inline(always)]
     fn lookup(
         &mut self,
         node: usize,
@@ -423,6 +423,18 @@ impl BsonConverter {
                 return Ok(s);
             }
         }
+        self.lookup_miss(node, prev, key)
+    }
+
+    /// [`lookup`](Self::lookup) when the cache did not predict `key`: kept out of line so that
+    /// the predicted case, once per field, is inlined without this one's stack frame.
+    #[inline(never)]
+    fn lookup_miss(
+        &mut self,
+        node: usize,
+        prev: Option<usize>,
+        key: &[u8],
+    ) -> Result<usize, ConvertError> {
         self.cache_misses += 1;
         let key = key_str(key)?;
         let slot = match self.nodes[node].by_key.get(key) {
