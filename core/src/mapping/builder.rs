@@ -7,7 +7,6 @@
 //! batch has the table's full column set ([`TableSchemaState::arrow_schema`]).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -19,7 +18,7 @@ use arrow::error::ArrowError;
 use super::json::write_json_string;
 use super::state::TableSchemaState;
 use super::types::ColumnType;
-use super::value::{to_decimal128, Value};
+use super::value::{to_decimal128, Value, DECIMAL_TEXT_MAX};
 
 /// Why a value was not appended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -112,9 +111,7 @@ impl ColumnBuilder {
                 | (ColumnType::ExtJson, Value::ExtJson(s))
                 | (ColumnType::Json, Value::Json(s)) => b.append_value(s),
                 (ColumnType::DecimalText, Value::Decimal(d)) => {
-                    // Writing into a string builder cannot fail.
-                    let _ = write!(b, "{d}");
-                    b.append_value("");
+                    b.append_value(d.text(&mut [0u8; DECIMAL_TEXT_MAX]))
                 }
                 _ => return Err(Misfit::Type),
             },

@@ -38,7 +38,7 @@ pub use state::{
     ColumnState, NameCollision, SchemaStateError, TableSchemaState, SCHEMA_STATE_VERSION,
 };
 pub use types::{int_fits_double, ColumnType, ColumnTypeError, Inference, MAX_DECIMAL_PRECISION};
-pub use value::{to_decimal128, Decimal, Value, ValueKind};
+pub use value::{to_decimal128, Decimal, Value, ValueKind, DECIMAL_TEXT_MAX};
 
 /// The key column of every mirrored table.
 pub const KEY_COLUMN: &str = "_id";

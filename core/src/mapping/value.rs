@@ -130,72 +130,96 @@ pub enum Decimal {
 impl fmt::Display for Decimal {
     /// The IEEE 754 "to-scientific-string" form (what MongoDB prints): `1.5`, `-0.00`, `1.05E+3`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Decimal::NaN => f.write_str("NaN"),
-            Decimal::Infinity { negative } => {
-                f.write_str(if negative { "-Infinity" } else { "Infinity" })
-            }
-            Decimal::Finite {
-                negative,
-                coefficient,
-                exponent,
-            } => {
-                if negative {
-                    f.write_str("-")?;
-                }
-                // Up to 39 digits, written without allocating (most coefficients fit a u64,
-                // whose division is much cheaper than u128's).
-                let mut buf = [0u8; 40];
-                let mut i = buf.len();
-                let mut c = coefficient;
-                while c > u64::MAX as u128 {
-                    i -= 1;
-                    buf[i] = b'0' + (c % 10) as u8;
-                    c /= 10;
-                }
-                let mut c = c as u64;
-                loop {
-                    i -= 1;
-                    buf[i] = b'0' + (c % 10) as u8;
-                    c /= 10;
-                    if c == 0 {
-                        break;
-                    }
-                }
-                // Only ASCII digits were written.
-                let digits = std::str::from_utf8(&buf[i..]).unwrap_or("0");
-                let n = digits.len() as i64;
-                let exponent = exponent as i64;
-                let adjusted = exponent + n - 1;
-                if exponent <= 0 && adjusted >= -6 {
-                    if exponent == 0 {
-                        return f.write_str(digits);
-                    }
-                    let point = n + exponent; // digits before the point
-                    if point > 0 {
-                        let (int, frac) = digits.split_at(point as usize);
-                        write!(f, "{int}.{frac}")
-                    } else {
-                        f.write_str("0.")?;
-                        for _ in 0..-point {
-                            f.write_str("0")?;
-                        }
-                        f.write_str(digits)
-                    }
-                } else {
-                    let (first, rest) = digits.split_at(1);
-                    f.write_str(first)?;
-                    if !rest.is_empty() {
-                        write!(f, ".{rest}")?;
-                    }
-                    write!(f, "E{}{adjusted}", if adjusted >= 0 { "+" } else { "" })
-                }
-            }
+        f.write_str(self.text(&mut [0u8; DECIMAL_TEXT_MAX]))
+    }
+}
+
+/// Room for the longest text of a [`Decimal`]: a sign, 39 digits and a point, or a sign, 39 digits,
+/// a point, `E` and a signed 11-digit exponent.
+pub const DECIMAL_TEXT_MAX: usize = 64;
+
+/// Appends `bytes` at `buf[*len..]`.
+#[inline(always)]
+fn put(buf: &mut [u8], len: &mut usize, bytes: &[u8]) {
+    buf[*len..*len + bytes.len()].copy_from_slice(bytes);
+    *len += bytes.len();
+}
+
+/// Writes the decimal digits of `v` at the end of `buf`; returns where they start.
+#[inline]
+fn digits_u128(mut v: u128, buf: &mut [u8; 40]) -> usize {
+    let mut i = buf.len();
+    // Most coefficients fit a u64, whose division is much cheaper than u128's.
+    while v > u64::MAX as u128 {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    let mut v = v as u64;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return i;
         }
     }
 }
 
 impl Decimal {
+    /// The text [`Display`](fmt::Display) writes, written into `buf` (without allocating or going
+    /// through `fmt`, which costs more than the digits on hot paths).
+    pub fn text<'b>(&self, buf: &'b mut [u8; DECIMAL_TEXT_MAX]) -> &'b str {
+        let (negative, coefficient, exponent) = match *self {
+            Decimal::NaN => return "NaN",
+            Decimal::Infinity { negative: true } => return "-Infinity",
+            Decimal::Infinity { negative: false } => return "Infinity",
+            Decimal::Finite {
+                negative,
+                coefficient,
+                exponent,
+            } => (negative, coefficient, exponent),
+        };
+        let mut digits = [0u8; 40];
+        let start = digits_u128(coefficient, &mut digits);
+        let digits = &digits[start..];
+        let n = digits.len() as i64;
+        let exponent = exponent as i64;
+        let adjusted = exponent + n - 1;
+        let mut len = 0;
+        if negative {
+            put(buf, &mut len, b"-");
+        }
+        if exponent <= 0 && adjusted >= -6 {
+            let point = n + exponent; // digits before the point
+            if exponent == 0 {
+                put(buf, &mut len, digits);
+            } else if point > 0 {
+                let (int, frac) = digits.split_at(point as usize);
+                put(buf, &mut len, int);
+                put(buf, &mut len, b".");
+                put(buf, &mut len, frac);
+            } else {
+                put(buf, &mut len, b"0.");
+                for _ in 0..-point {
+                    put(buf, &mut len, b"0");
+                }
+                put(buf, &mut len, digits);
+            }
+        } else {
+            put(buf, &mut len, &digits[..1]);
+            if n > 1 {
+                put(buf, &mut len, b".");
+                put(buf, &mut len, &digits[1..]);
+            }
+            put(buf, &mut len, if adjusted >= 0 { b"E+" } else { b"E-" });
+            let mut exp = [0u8; 40];
+            let start = digits_u128(adjusted.unsigned_abs() as u128, &mut exp);
+            put(buf, &mut len, &exp[start..]);
+        }
+        super::json::ascii_str(&buf[..len])
+    }
+
     /// The shortest decimal that reads back as `v` (what a person typed), `None` for NaN/infinity.
     pub fn from_f64(v: f64) -> Option<Decimal> {
         if !v.is_finite() {
@@ -268,6 +292,97 @@ mod tests {
             negative,
             coefficient,
             exponent,
+        }
+    }
+
+    /// The `Display` this module had before [`Decimal::text`], written with `fmt`.
+    struct Reference(Decimal);
+
+    impl fmt::Display for Reference {
+        /// The IEEE 754 "to-scientific-string" form (what MongoDB prints): `1.5`, `-0.00`, `1.05E+3`.
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self.0 {
+                Decimal::NaN => f.write_str("NaN"),
+                Decimal::Infinity { negative } => {
+                    f.write_str(if negative { "-Infinity" } else { "Infinity" })
+                }
+                Decimal::Finite {
+                    negative,
+                    coefficient,
+                    exponent,
+                } => {
+                    if negative {
+                        f.write_str("-")?;
+                    }
+                    // Up to 39 digits, written without allocating (most coefficients fit a u64,
+                    // whose division is much cheaper than u128's).
+                    let mut buf = [0u8; 40];
+                    let mut i = buf.len();
+                    let mut c = coefficient;
+                    while c > u64::MAX as u128 {
+                        i -= 1;
+                        buf[i] = b'0' + (c % 10) as u8;
+                        c /= 10;
+                    }
+                    let mut c = c as u64;
+                    loop {
+                        i -= 1;
+                        buf[i] = b'0' + (c % 10) as u8;
+                        c /= 10;
+                        if c == 0 {
+                            break;
+                        }
+                    }
+                    // Only ASCII digits were written.
+                    let digits = std::str::from_utf8(&buf[i..]).unwrap_or("0");
+                    let n = digits.len() as i64;
+                    let exponent = exponent as i64;
+                    let adjusted = exponent + n - 1;
+                    if exponent <= 0 && adjusted >= -6 {
+                        if exponent == 0 {
+                            return f.write_str(digits);
+                        }
+                        let point = n + exponent; // digits before the point
+                        if point > 0 {
+                            let (int, frac) = digits.split_at(point as usize);
+                            write!(f, "{int}.{frac}")
+                        } else {
+                            f.write_str("0.")?;
+                            for _ in 0..-point {
+                                f.write_str("0")?;
+                            }
+                            f.write_str(digits)
+                        }
+                    } else {
+                        let (first, rest) = digits.split_at(1);
+                        f.write_str(first)?;
+                        if !rest.is_empty() {
+                            write!(f, ".{rest}")?;
+                        }
+                        write!(f, "E{}{adjusted}", if adjusted >= 0 { "+" } else { "" })
+                    }
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decimal_text_is_as_before(
+            negative in proptest::prelude::any::<bool>(),
+            small in 0u128..100_000,
+            large in proptest::prelude::any::<u128>(),
+            exponent in -40i32..40,
+            any_exponent in proptest::prelude::any::<i32>(),
+        ) {
+            for coefficient in [small, large, large % 10u128.pow(34)] {
+                for exponent in [exponent, any_exponent] {
+                    let v = d(negative, coefficient, exponent);
+                    let mut buf = [0u8; DECIMAL_TEXT_MAX];
+                    proptest::prop_assert_eq!(v.text(&mut buf), Reference(v).to_string());
+                    proptest::prop_assert_eq!(v.to_string(), Reference(v).to_string());
+                }
+            }
         }
     }
 

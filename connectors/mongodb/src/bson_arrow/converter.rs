@@ -407,7 +407,7 @@ impl BsonConverter {
     }
 
     /// The slot of field `key` of `node`, coming after slot `prev` in the current document.
-    #[inline]
+    #[inline(always)]
     fn lookup(
         &mut self,
         node: usize,
@@ -419,10 +419,22 @@ impl BsonConverter {
             None => self.nodes[node].first,
         };
         if let Some(s) = predicted {
-            if self.slots[s].key.as_bytes() == key {
+            if same_key(self.slots[s].key.as_bytes(), key) {
                 return Ok(s);
             }
         }
+        self.lookup_miss(node, prev, key)
+    }
+
+    /// [`lookup`](Self::lookup) when the cache did not predict `key`: kept out of line so that
+    /// the predicted case, once per field, is inlined without this one's stack frame.
+    #[inline(never)]
+    fn lookup_miss(
+        &mut self,
+        node: usize,
+        prev: Option<usize>,
+        key: &[u8],
+    ) -> Result<usize, ConvertError> {
         self.cache_misses += 1;
         let key = key_str(key)?;
         let slot = match self.nodes[node].by_key.get(key) {
@@ -468,6 +480,42 @@ impl BsonConverter {
     }
 }
 
+/// `a == b` for field names, which are short: comparing (overlapping) words in line beats the call
+/// to `memcmp` that `==` on slices becomes, and the byte loop that a plain loop becomes.
+#[inline(always)]
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    #[inline(always)]
+    fn word(s: &[u8], at: usize) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_ne_bytes(w)
+    }
+    #[inline(always)]
+    fn half(s: &[u8], at: usize) -> u32 {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&s[at..at + 4]);
+        u32::from_ne_bytes(w)
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n >= 8 {
+        let mut at = 0;
+        while at + 8 < n {
+            if word(a, at) != word(b, at) {
+                return false;
+            }
+            at += 8;
+        }
+        word(a, n - 8) == word(b, n - 8)
+    } else if n >= 4 {
+        half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4)
+    } else {
+        a.iter().zip(b).all(|(x, y)| x == y)
+    }
+}
+
 /// The aggregation pipeline that reads a table's type-inference sample, following its mapping:
 /// `[{$sample: {size: n}}]` for `sample = "random"`, `[{$limit: n}]` for `sample = "first"`; `None`
 /// when `sample_size = 0`. Feed the documents to [`BsonConverter::observe_sample`].
@@ -510,6 +558,27 @@ mod tests {
         assert_eq!(conv.cache_misses, 6);
         conv.convert_documents(&[&full]).unwrap();
         assert_eq!(conv.cache_misses, 7);
+    }
+
+    #[test]
+    fn keys_compare_like_slices() {
+        let keys: Vec<Vec<u8>> = (0..20)
+            .flat_map(|len| {
+                let base: Vec<u8> = (0..len).map(|i| b'a' + i as u8).collect();
+                let mut variants = vec![base.clone()];
+                for at in 0..len {
+                    let mut v = base.clone();
+                    v[at] = b'Z';
+                    variants.push(v);
+                }
+                variants
+            })
+            .collect();
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(same_key(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
     }
 
     #[test]

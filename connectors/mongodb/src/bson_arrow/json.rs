@@ -16,9 +16,9 @@ use std::fmt::Write as _;
 use bson::raw::{RawBsonRef, RawDocument};
 use bson::RawDocumentBuf;
 use mirror_core::mapping::json::{
-    write_iso_millis, write_json_f64, write_json_string, year_of_millis,
+    write_i64, write_iso_millis, write_json_f64, write_json_string, write_u64, year_of_millis,
 };
-use mirror_core::mapping::JsonFlavor;
+use mirror_core::mapping::{JsonFlavor, DECIMAL_TEXT_MAX};
 
 use super::reader::{key_str, Bv, Elements};
 use super::values::{as_uuid, decimal_from_bytes, object_id_hex, uuid_text};
@@ -115,25 +115,6 @@ fn write_elements(
     Ok(())
 }
 
-fn write_i64(out: &mut String, v: i64) {
-    let mut buf = [0u8; 20];
-    let mut n = v.unsigned_abs();
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if v < 0 {
-        out.push('-');
-    }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
-}
-
 fn non_finite(v: f64) -> &'static str {
     if v.is_nan() {
         "NaN"
@@ -205,18 +186,27 @@ pub(crate) fn write_bv(
             out.push('}');
         }
         Bv::Int32(v) if canonical => {
-            let _ = write!(out, "{{\"$numberInt\":\"{v}\"}}");
+            out.push_str("{\"$numberInt\":\"");
+            write_i64(out, v as i64);
+            out.push_str("\"}");
         }
         Bv::Int64(v) if canonical => {
-            let _ = write!(out, "{{\"$numberLong\":\"{v}\"}}");
+            out.push_str("{\"$numberLong\":\"");
+            write_i64(out, v);
+            out.push_str("\"}");
         }
         Bv::Int32(v) => write_i64(out, v as i64),
         Bv::Int64(v) => write_i64(out, v),
-        Bv::Timestamp { time, increment } if plain => {
-            let _ = write!(out, "{{\"t\":{time},\"i\":{increment}}}");
-        }
         Bv::Timestamp { time, increment } => {
-            let _ = write!(out, "{{\"$timestamp\":{{\"t\":{time},\"i\":{increment}}}}}");
+            out.push_str(if plain {
+                "{\"t\":"
+            } else {
+                "{\"$timestamp\":{\"t\":"
+            });
+            write_u64(out, time as u64);
+            out.push_str(",\"i\":");
+            write_u64(out, increment as u64);
+            out.push_str(if plain { "}" } else { "}}" });
         }
         Bv::Binary(subtype, bytes) => {
             if plain {
@@ -254,7 +244,9 @@ pub(crate) fn write_bv(
                 write_iso_millis(out, ms);
                 out.push_str("\"}");
             } else {
-                let _ = write!(out, "{{\"$date\":{{\"$numberLong\":\"{ms}\"}}}}");
+                out.push_str("{\"$date\":{\"$numberLong\":\"");
+                write_i64(out, ms);
+                out.push_str("\"}}");
             }
         }
         Bv::Symbol(s) if plain => write_json_string(out, s),
@@ -264,12 +256,13 @@ pub(crate) fn write_bv(
             out.push('}');
         }
         Bv::Decimal(d) => {
-            let text = decimal_from_bytes(d).to_string();
+            let mut digits = [0u8; DECIMAL_TEXT_MAX];
+            let text = decimal_from_bytes(d).text(&mut digits);
             if plain {
-                write_json_string(out, &text);
+                write_json_string(out, text);
             } else {
                 out.push_str("{\"$numberDecimal\":");
-                write_json_string(out, &text);
+                write_json_string(out, text);
                 out.push('}');
             }
         }
@@ -296,4 +289,65 @@ pub(crate) fn write_bv(
 fn base64_into(out: &mut String, bytes: &[u8]) {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode_string(bytes, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn json(value: Bv<'_>, flavor: JsonFlavor) -> String {
+        let mut out = String::new();
+        write_bv(&mut out, value, flavor).unwrap();
+        out
+    }
+
+    /// Numbers, timestamps and old dates are written digit by digit, as `write!` wrote them.
+    #[test]
+    fn numbers_are_written_as_with_format() {
+        use JsonFlavor::{Canonical, Plain, Relaxed};
+        for v in [
+            0i64,
+            1,
+            -1,
+            42,
+            i32::MIN as i64,
+            i32::MAX as i64,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            let v32 = v as i32;
+            assert_eq!(json(Bv::Int32(v32), Plain), format!("{v32}"));
+            assert_eq!(
+                json(Bv::Int32(v32), Canonical),
+                format!("{{\"$numberInt\":\"{v32}\"}}")
+            );
+            assert_eq!(json(Bv::Int64(v), Relaxed), format!("{v}"));
+            assert_eq!(
+                json(Bv::Int64(v), Canonical),
+                format!("{{\"$numberLong\":\"{v}\"}}")
+            );
+            assert_eq!(
+                json(Bv::DateTime(v), Canonical),
+                format!("{{\"$date\":{{\"$numberLong\":\"{v}\"}}}}")
+            );
+        }
+        for (time, increment) in [(0, 0), (1_700_000_000, 5), (u32::MAX, u32::MAX)] {
+            let ts = Bv::Timestamp { time, increment };
+            assert_eq!(
+                json(ts, Plain),
+                format!("{{\"t\":{time},\"i\":{increment}}}")
+            );
+            assert_eq!(
+                json(ts, Relaxed),
+                format!("{{\"$timestamp\":{{\"t\":{time},\"i\":{increment}}}}}")
+            );
+        }
+        let d = bson::Decimal128::from_str("-12.50").unwrap();
+        assert_eq!(json(Bv::Decimal(&d.bytes()), Plain), "\"-12.50\"");
+        assert_eq!(
+            json(Bv::Decimal(&d.bytes()), Canonical),
+            "{\"$numberDecimal\":\"-12.50\"}"
+        );
+    }
 }
