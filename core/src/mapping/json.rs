@@ -201,17 +201,22 @@ pub fn write_i64(out: &mut String, v: i64) {
 #[inline]
 pub fn write_u64(out: &mut String, v: u64) {
     let mut buf = [0u8; 20];
-    let mut n = v;
-    let mut i = buf.len();
+    let start = digits_before(v, &mut buf, 20);
+    out.push_str(ascii_str(&buf[start..]));
+}
+
+/// Writes the decimal digits of `v` into `buf`, ending just before `end`; returns where they
+/// start.
+#[inline]
+pub(crate) fn digits_before(mut v: u64, buf: &mut [u8], mut end: usize) -> usize {
     loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+        end -= 1;
+        buf[end] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return end;
         }
     }
-    out.push_str(ascii_str(&buf[i..]));
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).

@@ -155,15 +155,7 @@ fn digits_u128(mut v: u128, buf: &mut [u8; 40]) -> usize {
         buf[i] = b'0' + (v % 10) as u8;
         v /= 10;
     }
-    let mut v = v as u64;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            return i;
-        }
-    }
+    super::json::digits_before(v as u64, buf, i)
 }
 
 impl Decimal {
