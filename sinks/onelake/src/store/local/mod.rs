@@ -7,10 +7,13 @@
 //! servers derive them: every write moves a new file into place, so every write changes the ETag,
 //! and reading one costs a `stat`, not a pass over a data file of tens of MB (hashing the content
 //! of every published file cost ~8% of the sink's time). `If-Match` writes are compare-then-replace,
-//! not atomic against a concurrent writer on the same machine.
+//! not atomic against a concurrent writer on the same machine. Large files are written with direct
+//! I/O, past the page cache (`direct.rs`).
+
+mod direct;
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -56,11 +59,7 @@ impl LocalStore {
     fn write_temp(&self, dir: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
         fs::create_dir_all(dir)?;
         let tmp = dir.join(format!(".mirror-write-{}", uuid::Uuid::new_v4().simple()));
-        let result = (|| {
-            let mut file = File::create(&tmp)?;
-            file.write_all(bytes)?;
-            file.sync_all()
-        })();
+        let result = (|| direct::create_and_write(&tmp, bytes)?.sync_all())();
         if let Err(e) = result {
             let _ = fs::remove_file(&tmp);
             return Err(e);
