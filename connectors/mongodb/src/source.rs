@@ -6,14 +6,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bson::doc;
-use mirror_core::component::{BuildError, Source, SourceConfig, SourceContext, SourceItem};
+use mirror_core::component::{
+    BuildError, Source, SourceConfig, SourceContext, SourceItem, SourceSystem,
+};
 use mirror_core::model::{Checkpoint, CheckpointState, Partition};
 use mirror_core::ComponentError;
 use mongodb::options::ClientOptions;
 use mongodb::Client;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::config::MongoSourceConfig;
 use crate::discovery;
@@ -55,7 +57,7 @@ impl SourceConfig for MongoSourceConfig {
                 .unwrap_or_default();
             tables.entry(db).or_default().push(t);
         }
-        let client = connect(self).await.map_err(|e| fail(e.to_string()))?;
+        let (client, system) = connect(self).await.map_err(|e| fail(e.to_string()))?;
         let mut dbs = discovery::databases(&client, self)
             .await
             .map_err(|e| fail(e.to_string()))?;
@@ -67,6 +69,7 @@ impl SourceConfig for MongoSourceConfig {
         if dbs.is_empty() {
             return Err(fail("no database matches `databases`".into()));
         }
+        let system = system.with_detail("databases", dbs.join(","));
         // Each item is a converted page or batch of a few MiB: two queued are enough to keep the
         // engine busy, more only add memory.
         let (tx, rx) = mpsc::channel(2);
@@ -94,6 +97,7 @@ impl SourceConfig for MongoSourceConfig {
             }));
         }
         Ok(Box::new(MongoSource {
+            system,
             rx,
             state: saved,
             shutdown,
@@ -160,8 +164,9 @@ fn lag(p: &StreamPosition) -> String {
     }
 }
 
-/// Connects and checks the deployment can serve change streams.
-async fn connect(config: &MongoSourceConfig) -> Result<Client, SourceError> {
+/// Connects and checks the deployment can serve change streams; returns the client and what the
+/// deployment says of itself.
+async fn connect(config: &MongoSourceConfig) -> Result<(Client, SourceSystem), SourceError> {
     let redacted = config.uri.redacted();
     let mut options = ClientOptions::parse(config.uri.expose())
         .await
@@ -195,7 +200,28 @@ async fn connect(config: &MongoSourceConfig) -> Result<Client, SourceError> {
             "{redacted} is a standalone server; change streams need a replica set or a sharded cluster (a single-node replica set works: start mongod with --replSet)"
         )));
     }
-    Ok(client)
+    let deployment = match hello.get_str("setName") {
+        Ok(set) => format!("replica set {set}"),
+        Err(_) => "sharded cluster".to_owned(),
+    };
+    let mut system = SourceSystem::default().with_detail("deployment", deployment);
+    // Only for the record (`_partnerEvents.json`): a server that refuses `buildInfo` is mirrored
+    // all the same, with an unknown version.
+    match client
+        .database("admin")
+        .run_command(doc! {"buildInfo": 1})
+        .await
+    {
+        Ok(info) => {
+            if let Ok(version) = info.get_str("version") {
+                system = system.with_version(version);
+            }
+        }
+        Err(e) => {
+            debug!(error = %without_uri(&e.to_string(), config), "buildInfo failed; the server version stays unknown")
+        }
+    }
+    Ok((client, system))
 }
 
 /// Removes the URI from a driver message, in case it quotes it.
@@ -205,6 +231,8 @@ fn without_uri(message: &str, config: &MongoSourceConfig) -> String {
 
 /// The running source.
 struct MongoSource {
+    /// The server's version and deployment, as found when connecting.
+    system: SourceSystem,
     rx: mpsc::Receiver<Result<DbOutput, ComponentError>>,
     state: SourceState,
     shutdown: CancellationToken,
@@ -229,6 +257,10 @@ impl MongoSource {
 
 #[async_trait]
 impl Source for MongoSource {
+    fn system(&self) -> SourceSystem {
+        self.system.clone()
+    }
+
     async fn next(&mut self) -> Result<Option<SourceItem>, ComponentError> {
         // A worker waiting on a barrier sends nothing until its item is committed, so wait for
         // commits as well as for output.

@@ -57,6 +57,12 @@ pub trait Source: Send {
     async fn close(&mut self) -> Result<(), ComponentError> {
         Ok(())
     }
+
+    /// What the source learnt about the system it reads while it was built (its version, the
+    /// kind of deployment). The engine hands it to the sinks the source feeds.
+    fn system(&self) -> SourceSystem {
+        SourceSystem::default()
+    }
 }
 
 /// Changes batches between a source and the sinks (filter, rename, mask, ...).
@@ -123,6 +129,43 @@ pub struct SourceDescriptor {
     pub name: String,
     /// The `type`, e.g. `mongodb`.
     pub type_name: String,
+    /// What the built source reported about the system it reads ([`Source::system`]).
+    pub system: SourceSystem,
+}
+
+/// What a source knows about the system it reads, for sinks that record it (Open Mirroring's
+/// `_partnerEvents.json` names the source system and its version).
+///
+/// ```
+/// use mirror_core::component::SourceSystem;
+///
+/// let system = SourceSystem::default()
+///     .with_version("7.0.12")
+///     .with_detail("deployment", "replica set rs0");
+/// assert_eq!(system.version.as_deref(), Some("7.0.12"));
+/// assert_eq!(system.details["deployment"], "replica set rs0");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceSystem {
+    /// The source system's version, e.g. MongoDB's `7.0.12`; `None` if unknown.
+    pub version: Option<String>,
+    /// Other facts worth recording (deployment kind, databases read, ...). Never credentials:
+    /// sinks may write them where anyone with access to the data can read them.
+    pub details: BTreeMap<String, String>,
+}
+
+impl SourceSystem {
+    /// With `version` as the version.
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// With one more detail.
+    pub fn with_detail(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.details.insert(key.into(), value.into());
+        self
+    }
 }
 
 /// What a source is built with.

@@ -336,24 +336,6 @@ impl Engine {
             }
         }
 
-        // Which sources reach which sink, for the sinks' context.
-        let mut sink_sources: BTreeMap<String, Vec<SourceDescriptor>> = BTreeMap::new();
-        for route in config.routes() {
-            let (Some(first), Some(last)) = (route.first(), route.last()) else {
-                continue;
-            };
-            let Some(source) = config.sources.iter().find(|s| &s.name == first) else {
-                continue;
-            };
-            let entry = sink_sources.entry(last.clone()).or_default();
-            if !entry.iter().any(|d| d.name == source.name) {
-                entry.push(SourceDescriptor {
-                    name: source.name.clone(),
-                    type_name: source.type_name.clone(),
-                });
-            }
-        }
-
         // Build everything before starting anything, so a bad component fails fast.
         let mut built_sources: Vec<(String, Box<dyn Source>)> = Vec::new();
         let mut committed_senders = BTreeMap::new();
@@ -385,6 +367,30 @@ impl Engine {
                 .await?;
             built_sources.push((spec.name.clone(), source));
         }
+        // Which sources reach which sink, and what they reported, for the sinks' context.
+        let mut sink_sources: BTreeMap<String, Vec<SourceDescriptor>> = BTreeMap::new();
+        for route in config.routes() {
+            let (Some(first), Some(last)) = (route.first(), route.last()) else {
+                continue;
+            };
+            let Some(source) = config.sources.iter().find(|s| &s.name == first) else {
+                continue;
+            };
+            let entry = sink_sources.entry(last.clone()).or_default();
+            if !entry.iter().any(|d| d.name == source.name) {
+                let system = built_sources
+                    .iter()
+                    .find(|(name, _)| name == &source.name)
+                    .map(|(_, built)| built.system())
+                    .unwrap_or_default();
+                entry.push(SourceDescriptor {
+                    name: source.name.clone(),
+                    type_name: source.type_name.clone(),
+                    system,
+                });
+            }
+        }
+
         let mut built_transforms: Vec<(String, Box<dyn Transform>)> = Vec::new();
         for spec in &config.transforms {
             let transform = spec

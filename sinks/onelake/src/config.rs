@@ -15,7 +15,7 @@
 //! marker_free_initial_load = false
 //! upsert_default_row_marker = false
 //! partner_name = "mirror"
-//! source_version = "7.0"          # written into _partnerEvents.json
+//! source_version = "7.0"          # _partnerEvents.json; default: what the sources report
 //! lease = { enabled = true, ttl = "60s" }
 //! request_timeout = "60s"
 //! max_request_retries = 6
@@ -117,7 +117,8 @@ pub struct OneLakeSinkConfig {
     /// `partnerName` in `_partnerEvents.json`.
     #[serde(default = "default_partner_name")]
     pub partner_name: String,
-    /// `sourceVersion` in `_partnerEvents.json`.
+    /// `sourceVersion` in `_partnerEvents.json`; by default the version the sources reported
+    /// (MongoDB: the server's `buildInfo`).
     #[serde(default)]
     pub source_version: Option<String>,
     /// The single-writer lease.
@@ -232,15 +233,29 @@ impl OneLakeSinkConfig {
         types.sort_unstable();
         types.dedup();
         let mut additional = serde_json::Map::new();
+        // Each source as it described itself: name, type, the version and details it reported.
+        let described = sources.iter().map(|s| {
+            let mut entry = serde_json::Map::new();
+            entry.insert("name".into(), serde_json::json!(s.name));
+            entry.insert("type".into(), serde_json::json!(s.type_name));
+            if let Some(version) = &s.system.version {
+                entry.insert("version".into(), serde_json::json!(version));
+            }
+            for (key, value) in &s.system.details {
+                entry.entry(key.clone()).or_insert(serde_json::json!(value));
+            }
+            serde_json::Value::Object(entry)
+        });
         additional.insert(
             "sources".into(),
-            serde_json::Value::Array(
-                sources
-                    .iter()
-                    .map(|s| serde_json::json!({"name": s.name, "type": s.type_name}))
-                    .collect(),
-            ),
+            serde_json::Value::Array(described.collect()),
         );
+        let mut versions: Vec<&str> = sources
+            .iter()
+            .filter_map(|s| s.system.version.as_deref())
+            .collect();
+        versions.sort_unstable();
+        versions.dedup();
         additional.insert("sink".into(), serde_json::json!(name));
         WriterOptions {
             name: name.to_owned(),
@@ -261,10 +276,12 @@ impl OneLakeSinkConfig {
                 } else {
                     types.join(",")
                 },
-                source_version: self
-                    .source_version
-                    .clone()
-                    .unwrap_or_else(|| "unknown".into()),
+                // The configured version wins; else what the sources reported.
+                source_version: match (&self.source_version, versions.is_empty()) {
+                    (Some(v), _) => v.clone(),
+                    (None, true) => "unknown".into(),
+                    (None, false) => versions.join(","),
+                },
                 additional,
             },
             lease_ttl: self.lease.enabled.then_some(self.lease.ttl),
