@@ -56,7 +56,7 @@ pub struct MongoSourceConfig {
     /// Parallel initial-sync readers per database.
     #[serde(default = "default_readers")]
     pub snapshot_readers: usize,
-    /// How often new collections are looked for.
+    /// How often new collections (and, with `databases = ["*"]`, new databases) are looked for.
     #[serde(default = "default_discovery", with = "humantime_serde")]
     pub discovery_interval: Duration,
     /// How long a change stream waits for events before reporting its position.

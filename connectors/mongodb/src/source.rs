@@ -15,7 +15,7 @@ use mongodb::options::ClientOptions;
 use mongodb::Client;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::config::MongoSourceConfig;
 use crate::discovery;
@@ -74,27 +74,25 @@ impl SourceConfig for MongoSourceConfig {
         // engine busy, more only add memory.
         let (tx, rx) = mpsc::channel(2);
         let shutdown = cx.shutdown.child_token();
-        let progress = Progress::new(self.progress);
-        let targets = Targets::default();
-        let config = Arc::new(self.clone());
+        let spawner = Spawner {
+            source: cx.name.clone(),
+            client: client.clone(),
+            config: Arc::new(self.clone()),
+            tables: cx.tables.clone(),
+            out: tx.downgrade(),
+            shutdown: shutdown.clone(),
+            progress: Progress::new(self.progress),
+            targets: Targets::default(),
+        };
         for db in &dbs {
             let start = match saved.databases.get(db) {
                 Some(p) => StartAt::ResumeAfter(p.token.clone()),
                 None => StartAt::Now,
             };
-            info!(source = %cx.name, db = %db, resume = ?start, "watching database");
-            tokio::spawn(worker::run(WorkerSetup {
-                client: client.clone(),
-                db: db.clone(),
-                config: config.clone(),
-                tables: cx.tables.clone(),
-                start,
-                saved: tables.remove(db).unwrap_or_default(),
-                out: tx.clone(),
-                shutdown: shutdown.clone(),
-                progress: progress.clone(),
-                targets: targets.clone(),
-            }));
+            spawner.spawn(db, start, tables.remove(db).unwrap_or_default());
+        }
+        if self.databases.iter().any(|d| d == "*") {
+            tokio::spawn(spawner.watch_new_databases(dbs.iter().cloned().collect()));
         }
         Ok(Box::new(MongoSource {
             system,
@@ -161,6 +159,72 @@ fn lag(p: &StreamPosition) -> String {
             format!("{}s behind now", behind.max(0))
         }
         None => "unknown lag".into(),
+    }
+}
+
+/// Starts database workers: those of the start, and (with `databases = ["*"]`) those of databases
+/// created later.
+struct Spawner {
+    source: String,
+    client: Client,
+    config: Arc<MongoSourceConfig>,
+    tables: Arc<BTreeMap<String, mirror_core::config::TableSettings>>,
+    /// Weak, so that the source still notices when every worker is gone.
+    out: mpsc::WeakSender<Result<DbOutput, ComponentError>>,
+    shutdown: CancellationToken,
+    progress: Progress,
+    targets: Targets,
+}
+
+impl Spawner {
+    /// Starts the worker of `db`; `false` if the source is gone.
+    fn spawn(&self, db: &str, start: StartAt, saved: Vec<TableState>) -> bool {
+        let Some(out) = self.out.upgrade() else {
+            return false;
+        };
+        info!(source = %self.source, db = %db, resume = ?start, "watching database");
+        tokio::spawn(worker::run(WorkerSetup {
+            client: self.client.clone(),
+            db: db.to_owned(),
+            config: self.config.clone(),
+            tables: self.tables.clone(),
+            start,
+            saved,
+            out,
+            shutdown: self.shutdown.clone(),
+            progress: self.progress.clone(),
+            targets: self.targets.clone(),
+        }));
+        true
+    }
+
+    /// Lists the databases every `discovery_interval` and starts a worker for each new one that
+    /// `databases` selects. Its worker opens the database's stream first and then copies what
+    /// the database already holds, as for a database there at the start, so the documents
+    /// written before the worker started are not missed.
+    async fn watch_new_databases(self, mut known: std::collections::HashSet<String>) {
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.config.discovery_interval) => {}
+            }
+            let names = match discovery::databases(&self.client, &self.config).await {
+                Ok(names) => names,
+                Err(e) => {
+                    warn!(source = %self.source, error = %e, "listing databases failed; trying again at the next discovery");
+                    continue;
+                }
+            };
+            for db in names {
+                if known.contains(&db) {
+                    continue;
+                }
+                if !self.spawn(&db, StartAt::Now, Vec::new()) {
+                    return;
+                }
+                known.insert(db);
+            }
+        }
     }
 }
 

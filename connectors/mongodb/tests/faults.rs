@@ -595,6 +595,36 @@ async fn collections_created_while_running_are_mirrored() {
     h.stop().await;
 }
 
+/// With `databases = ["*"]`, a database created while mirror runs is mirrored too: what it held
+/// before its worker started, and what is written after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn databases_created_while_running_are_mirrored_with_databases_star() {
+    let mut h = Harness::new().await;
+    h.seed("orders", 0..30);
+    h.run(r#"databases = ["*"]"#);
+    h.wait_equal("orders", T).await;
+    // A database that did not exist at the start: documents written at once, before any worker
+    // can watch it, then more while it is mirrored.
+    for id in 0..40 {
+        h.sim.insert("crm", "contacts", item(id, 0)).unwrap();
+    }
+    h.wait_equal("crm/contacts", T).await;
+    for id in 0..10 {
+        h.sim
+            .update_one("crm", "contacts", doc! {"_id": id}, doc! {"$inc": {"v": 1}})
+            .unwrap();
+    }
+    h.sim
+        .delete_one("crm", "contacts", doc! {"_id": 39})
+        .unwrap();
+    h.sim.insert("crm", "contacts", item(500, 7)).unwrap();
+    h.wait_equal("crm/contacts", T).await;
+    // The first database goes on as before.
+    bump(&h, "orders", 0..5);
+    h.wait_equal("orders", T).await;
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_streams_committed_position_keeps_advancing() {
     let mut h = Harness::new().await;

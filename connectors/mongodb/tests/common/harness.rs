@@ -56,6 +56,11 @@ pub fn sim_options() -> SimOptions {
     }
 }
 
+/// `coll` of the default database, or `db/coll` of another: the database and the collection.
+fn split(coll: &str) -> (&str, &str) {
+    coll.split_once('/').unwrap_or((DB, coll))
+}
+
 /// A document of the tests.
 pub fn item(id: i64, v: i64) -> Document {
     doc! {"_id": id, "v": v, "name": format!("item {id}")}
@@ -95,14 +100,20 @@ impl Harness {
         self.sim.seed_raw(DB, coll, docs).unwrap();
     }
 
-    /// The configuration: the source with `source_extra` settings, the sink on the landing zone.
+    /// The configuration: the source with `source_extra` settings (which may replace the default
+    /// `databases = ["shop"]`), the sink on the landing zone.
     pub fn config(&self, source_extra: &str) -> MirrorConfig {
+        let databases = if source_extra.contains("databases =") {
+            String::new()
+        } else {
+            format!("databases = [\"{DB}\"]")
+        };
         let text = format!(
             r#"
 [sources.{SOURCE}]
 type = "mongodb"
 uri = "{uri}"
-databases = ["{DB}"]
+{databases}
 snapshot_page_size = 50
 snapshot_readers = 2
 max_await = "100ms"
@@ -191,14 +202,16 @@ max_backoff = "1s"
 
     /// The landing-zone folder of `coll`'s table.
     pub fn folder(coll: &str) -> String {
-        format!("{DB}.schema/{coll}")
+        let (db, coll) = split(coll);
+        format!("{db}.schema/{coll}")
     }
 
     /// What `coll` holds now.
     pub fn expected(&self, coll: &str) -> Snapshot {
         let mut out = Snapshot::new();
         let mut key = String::new();
-        for doc in self.sim.collection_raw(DB, coll) {
+        let (db, coll) = split(coll);
+        for doc in self.sim.collection_raw(db, coll) {
             let id = doc.get("_id").unwrap().expect("an _id");
             encode_key(&mut key, id).unwrap();
             let v = match doc.get("v").ok().flatten() {
