@@ -4,7 +4,7 @@
 //! later type class; it walks the `_id` index with `hint` and `min`/`max` bounds instead, which
 //! cover every type in BSON order. Each page is one `find` with a limit, in the reader's session,
 //! and carries the cluster times before and after it (`low`, `high`) for the watermark check that
-//! makes the copy correct while writes go on (see `worker.rs`). A lost cursor or connection loses
+//! makes the copy correct while writes go on (see `worker/watermark.rs`). A lost cursor or connection loses
 //! at most the page in flight, which is read again from the last `_id`.
 
 use std::time::Duration;
