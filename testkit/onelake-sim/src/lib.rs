@@ -4,6 +4,9 @@
 //!   appends) with the conditional semantics of the Azure REST APIs;
 //! - [`server`]: the Blob and DFS REST front end over it, OneLake-style paths, bearer-token checks
 //!   ([`auth`]) and injectable faults ([`faults`]);
+//! - [`fabric`]: the Fabric REST API (mirrored databases, mirroring and table status,
+//!   workspaces, role assignments, long-running operations) and the Entra token endpoint, with
+//!   table status computed by a [`Replicator`] over each item's landing zone;
 //! - [`replicator`]: applies landing-zone files the way Fabric does (sequence order, row markers,
 //!   key columns, column types) into tables tests can read, over any [`files::LandingFiles`]: a
 //!   local directory or the simulator's storage.
@@ -12,6 +15,7 @@
 //! means, not a mirror of what the sink happens to do.
 
 pub mod auth;
+pub mod fabric;
 pub mod faults;
 pub mod files;
 pub mod replicator;

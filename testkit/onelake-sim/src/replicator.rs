@@ -91,6 +91,10 @@ pub struct ReplicatedTable {
     /// How many times the table was dropped and built anew: its folder was found deleted (and
     /// later created again) or deleted and created again between two scans.
     pub rebuilds: u64,
+    /// Bytes of the files applied.
+    pub processed_bytes: u64,
+    /// When a file was last applied.
+    pub last_applied_at: Option<chrono::DateTime<chrono::Utc>>,
     rows: BTreeMap<Vec<Value>, Vec<Row>>,
     insert_seq: u64,
     applied_hashes: BTreeMap<u64, u64>,
@@ -109,6 +113,8 @@ impl ReplicatedTable {
             incremental: false,
             rows_by_marker: BTreeMap::new(),
             rebuilds: 0,
+            processed_bytes: 0,
+            last_applied_at: None,
             rows: BTreeMap::new(),
             insert_seq: 0,
             applied_hashes: BTreeMap::new(),
@@ -133,6 +139,11 @@ impl ReplicatedTable {
                     .collect()
             })
             .collect()
+    }
+
+    /// Rows of every applied file, whatever their marker (what Fabric reports as processed rows).
+    pub fn processed_rows(&self) -> u64 {
+        self.rows_by_marker.values().sum()
     }
 
     /// Number of rows.
@@ -372,6 +383,8 @@ impl Replicator {
             match apply_file(table, &bytes) {
                 Ok(()) => {
                     table.last_applied = next;
+                    table.processed_bytes += bytes.len() as u64;
+                    table.last_applied_at = Some(chrono::Utc::now());
                     table.applied_hashes.insert(next, hash(&bytes));
                     report.applied.push(file_path);
                 }

@@ -172,7 +172,7 @@ impl OneLakeSim {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -191,7 +191,7 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn parse_query(query: Option<&str>) -> BTreeMap<String, String> {
+pub(crate) fn parse_query(query: Option<&str>) -> BTreeMap<String, String> {
     query
         .unwrap_or("")
         .split('&')
