@@ -9,6 +9,7 @@
 //! - the engine that runs routes with bounded channels and commits checkpoints in source order, only
 //!   for batches every sink acknowledged ([`engine`]);
 //! - the checkpoint store ([`checkpoint`]);
+//! - end-to-end status: what a sink's destination applied, and its lag ([`destination`]);
 //! - schema mapping from schemaless documents to typed, stable columns ([`mapping`]);
 //! - first-party generic sources such as the synthetic [`sources::generator`].
 //!
@@ -27,6 +28,7 @@
 pub mod checkpoint;
 pub mod component;
 pub mod config;
+pub mod destination;
 pub mod engine;
 pub mod error;
 pub mod mapping;

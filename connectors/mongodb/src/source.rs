@@ -150,6 +150,23 @@ impl SourceConfig for MongoSourceConfig {
             Err(_) => format!("{state:?}"),
         }
     }
+
+    /// A streaming table is current to its database's committed change-stream position (the
+    /// cluster time in the resume token); a table still being copied has no such time.
+    fn position_time(
+        &self,
+        resume: &mirror_core::checkpoint::ResumeState,
+        table: &mirror_core::TableId,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let t = TableState::load(resume.table(table)?).ok()?;
+        if t.phase != Phase::Streaming {
+            return None;
+        }
+        let (db, _) = t.source.split_once('.')?;
+        let source = SourceState::load(resume.source()?).ok()?;
+        let seconds = source.databases.get(db)?.seconds()?;
+        chrono::DateTime::from_timestamp(i64::from(seconds), 0)
+    }
 }
 
 fn lag(p: &StreamPosition) -> String {

@@ -234,6 +234,18 @@ pub trait SourceConfig: fmt::Debug + Send + Sync {
     fn describe_state(&self, state: &crate::model::CheckpointState) -> String {
         format!("{state:?}")
     }
+
+    /// The source time up to which every change of `table` is committed in `resume`: `None` while
+    /// the table is still being copied, or when the source keeps no time. It dates what a
+    /// destination that applied everything holds ([`crate::destination::destination_lag`]).
+    fn position_time(
+        &self,
+        resume: &ResumeState,
+        table: &crate::model::TableId,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let _ = (resume, table);
+        None
+    }
 }
 
 /// A transform's configuration, which builds the transform.
@@ -265,5 +277,14 @@ pub trait SinkConfig: fmt::Debug + Send + Sync {
     /// One line for `mirror check`, e.g. the landing zone URL.
     fn describe(&self) -> String {
         String::new()
+    }
+
+    /// What the sink's destination reports about the tables it was sent (`None`: the sink has no
+    /// such destination, or none is configured). See [`crate::destination`].
+    async fn destination_status(
+        &self,
+    ) -> Result<Option<crate::destination::DestinationReport>, crate::destination::DestinationError>
+    {
+        Ok(None)
     }
 }

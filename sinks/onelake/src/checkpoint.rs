@@ -139,16 +139,11 @@ impl CheckpointStore for LandingZoneCheckpointStore {
             }
         }
         let file = checkpoint_file_name(source);
-        let root = self.store.list("").await.map_err(other)?;
-        for dir in root.dirs.iter().filter(|d| !d.starts_with('_')) {
-            if dir.ends_with(".schema") {
-                let tables = self.store.list(dir).await.map_err(other)?;
-                for table in tables.dirs.iter().filter(|d| !d.starts_with('_')) {
-                    paths.push(join(&[dir, table, &file]));
-                }
-            } else {
-                paths.push(join(&[dir, &file]));
-            }
+        for folder in crate::store::table_folders(&*self.store)
+            .await
+            .map_err(other)?
+        {
+            paths.push(join(&[&folder, &file]));
         }
         // Copies kept by a truncation in progress (the folder may be gone or half rebuilt).
         for folder in crate::truncate::intent_folders(&*self.store)

@@ -17,6 +17,8 @@
 //! partner_name = "mirror"
 //! source_version = "7.0"          # _partnerEvents.json; default: what the sources report
 //! lease = { enabled = true, ttl = "60s" }
+//! takeover = "refuse"             # or "reset": a folder another writer made (the Python app) is reset
+//! fabric = { workspace = "<id or name>", item = "<id or name>" }   # end-to-end status; defaults from landing_zone
 //! request_timeout = "60s"
 //! max_request_retries = 6
 //! # endpoint = "http://127.0.0.1:10100"   # simulator or a private endpoint
@@ -34,12 +36,14 @@ use serde::Deserialize;
 use crate::auth::AuthConfig;
 use crate::checkpoint::LandingZoneCheckpointStore;
 use crate::encode::Compression;
+use crate::fabric::{FabricConfig, FabricTarget};
 use crate::location::{open_store, parse_location, Location};
 use crate::metadata::{MetadataOptions, PartnerInfo};
 use crate::publish::PublishMode;
 use crate::sink::OneLakeSink;
 use crate::store::remote::{HttpRetry, RemoteOptions};
 use crate::store::LandingStore;
+use crate::takeover::{Takeover, TakeoverPolicy};
 use crate::writer::{LandingZoneWriter, WriterOptions};
 
 /// The single-writer lease.
@@ -136,8 +140,16 @@ pub struct OneLakeSinkConfig {
     /// Retries of throttled or failed storage requests (the engine retries further).
     #[serde(default = "default_max_request_retries")]
     pub max_request_retries: usize,
+    /// What to do with a table folder another writer made (the Python app).
+    #[serde(default)]
+    pub takeover: TakeoverPolicy,
+    /// The Fabric mirrored database of the landing zone (end-to-end status, table resets).
+    #[serde(default)]
+    pub fabric: Option<FabricConfig>,
     #[serde(skip)]
     store: OnceLock<Arc<dyn LandingStore>>,
+    #[serde(skip)]
+    fabric_target: OnceLock<Arc<FabricTarget>>,
 }
 
 mirror_core::register_sink!(
@@ -171,7 +183,10 @@ impl OneLakeSinkConfig {
             emulator: false,
             request_timeout: default_request_timeout(),
             max_request_retries: default_max_request_retries(),
+            takeover: TakeoverPolicy::default(),
+            fabric: None,
             store: OnceLock::new(),
+            fabric_target: OnceLock::new(),
         }
     }
 
@@ -199,7 +214,32 @@ impl OneLakeSinkConfig {
         if self.lease.enabled && self.lease.ttl < Duration::from_secs(1) {
             return Err("lease.ttl must be at least 1s".into());
         }
+        if let Some(fabric) = &self.fabric {
+            let derived = crate::fabric::landing_zone_item(&self.landing_zone);
+            if derived.is_none() && (fabric.workspace.is_none() || fabric.item.is_none()) {
+                return Err(
+                    "fabric: set `workspace` and `item` (they are taken from the landing zone \
+                     only when it is a OneLake URL)"
+                        .into(),
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The Fabric mirrored database of `fabric` (built once; no request is made here).
+    pub fn fabric_target(&self) -> Result<Option<Arc<FabricTarget>>, String> {
+        let Some(config) = &self.fabric else {
+            return Ok(None);
+        };
+        if let Some(target) = self.fabric_target.get() {
+            return Ok(Some(target.clone()));
+        }
+        let target = FabricTarget::from_config(config, &self.landing_zone, &self.auth)
+            .map_err(|e| e.to_string())?;
+        Ok(Some(
+            self.fabric_target.get_or_init(|| Arc::new(target)).clone(),
+        ))
     }
 
     /// The landing zone's store (built once, shared by the sink and its checkpoint store).
@@ -285,6 +325,10 @@ impl OneLakeSinkConfig {
                 additional,
             },
             lease_ttl: self.lease.enabled.then_some(self.lease.ttl),
+            takeover: Takeover {
+                policy: self.takeover,
+                fabric: None,
+            },
         }
     }
 }
@@ -293,7 +337,10 @@ impl OneLakeSinkConfig {
 impl SinkConfig for OneLakeSinkConfig {
     async fn build(&self, cx: SinkContext) -> Result<Box<dyn Sink>, BuildError> {
         let store = self.store().map_err(|m| BuildError::new(&cx.name, m))?;
-        let options = self.writer_options(&cx.name, &cx.sources);
+        let mut options = self.writer_options(&cx.name, &cx.sources);
+        options.takeover.fabric = self
+            .fabric_target()
+            .map_err(|m| BuildError::new(&cx.name, m))?;
         let writer = LandingZoneWriter::open(store, options)
             .await
             .map_err(|e| BuildError::new(&cx.name, e))?;
@@ -303,6 +350,23 @@ impl SinkConfig for OneLakeSinkConfig {
     fn checkpoint_store(&self) -> Result<Option<Arc<dyn CheckpointStore>>, BuildError> {
         let store = self.store().map_err(|m| BuildError::new("onelake", m))?;
         Ok(Some(Arc::new(LandingZoneCheckpointStore::new(store))))
+    }
+
+    async fn destination_status(
+        &self,
+    ) -> Result<
+        Option<mirror_core::destination::DestinationReport>,
+        mirror_core::destination::DestinationError,
+    > {
+        let fail = mirror_core::destination::DestinationError;
+        let Some(target) = self.fabric_target().map_err(fail)? else {
+            return Ok(None);
+        };
+        let store = self.store().map_err(fail)?;
+        crate::fabric::status::report(&*store, &target)
+            .await
+            .map(Some)
+            .map_err(|e| fail(e.to_string()))
     }
 
     fn describe(&self) -> String {

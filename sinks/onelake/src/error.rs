@@ -60,6 +60,27 @@ pub enum SinkError {
         /// What is wrong.
         message: String,
     },
+    /// A table folder was written by another writer (the Python app, another tool).
+    #[error(
+        "landing-zone folder `{folder}` (table `{table}`) was written by {writer}; mirror will not \
+         write into it: its rows may hold NULLs where a value's type changed and lack replace \
+         events, and continuing its file sequence would mix two writers' rows in one table. Stop \
+         the other writer, then either set `takeover = \"reset\"` on this sink (mirror deletes \
+         the folder, waits until Fabric has dropped the table, and copies the collection afresh) \
+         or give the table another name (`[tables.\"<db>.<collection>\"] target = ...`); see \
+         docs/migrating.md"
+    )]
+    ForeignTable {
+        /// The folder.
+        folder: String,
+        /// The table meant for it.
+        table: String,
+        /// Who wrote it, with the evidence.
+        writer: String,
+    },
+    /// A Fabric REST call failed.
+    #[error(transparent)]
+    Fabric(#[from] crate::fabric::FabricError),
     /// A batch is malformed (op count, missing key column).
     #[error(transparent)]
     Batch(#[from] mirror_core::model::BatchError),
@@ -77,6 +98,7 @@ impl SinkError {
         match self {
             SinkError::Store(e) => e.kind == StoreErrorKind::Transient,
             SinkError::Lease(e) => e.is_transient(),
+            SinkError::Fabric(e) => e.is_transient(),
             _ => false,
         }
     }

@@ -17,14 +17,17 @@
 //! (Parquet), [`publish`] (the publish protocol), [`writer`] (buffering, sequence numbers),
 //! [`store`] (local and remote storage), [`checkpoint`] (checkpoint store), [`lease`] (single
 //! writer), [`metadata`] (`_metadata.json`, `_partnerEvents.json`), [`state`]
-//! (`_mirror_table.json`), [`truncate`] (emptying a table), [`auth`], [`location`], [`config`],
-//! [`sink`].
+//! (`_mirror_table.json`), [`truncate`] (emptying a table), [`takeover`] (folders another writer
+//! made), [`datafile`] (what a data file's footer says), [`fabric`] (the Fabric REST API and
+//! end-to-end status), [`auth`], [`location`], [`config`], [`sink`].
 
 pub mod auth;
 pub mod checkpoint;
 pub mod config;
+pub mod datafile;
 pub mod encode;
 pub mod error;
+pub mod fabric;
 pub mod lease;
 pub mod location;
 pub mod metadata;
@@ -34,6 +37,7 @@ pub mod schema;
 pub mod sink;
 pub mod state;
 pub mod store;
+pub mod takeover;
 pub mod truncate;
 pub mod writer;
 

@@ -79,6 +79,8 @@ pub struct WriterOptions {
     /// Files encoded at the same time, over all tables (at least 1). Each holds its rows (up to
     /// `max_file_bytes`) while it is encoded, so this trades memory for throughput.
     pub encode_concurrency: usize,
+    /// What to do with a table folder another writer made ([`crate::takeover`]).
+    pub takeover: crate::takeover::Takeover,
 }
 
 /// The default [`WriterOptions::encode_concurrency`]: one per core, at most 4.
@@ -100,6 +102,7 @@ impl Default for WriterOptions {
             partner: PartnerInfo::default(),
             lease_ttl: Some(Duration::from_secs(60)),
             encode_concurrency: default_encode_concurrency(),
+            takeover: crate::takeover::Takeover::default(),
         }
     }
 }
@@ -211,6 +214,9 @@ struct TableWriter {
     in_flight: Option<InFlight>,
     encoding: VecDeque<Encoding>,
     lease: Option<Lease>,
+    /// Rows in the table's files through the last one cut ([`crate::datafile`]); `None` when the
+    /// files before this writer do not say.
+    rows_through: Option<u64>,
 }
 
 /// Writes change batches into an Open Mirroring landing zone.
@@ -525,6 +531,9 @@ impl LandingZoneWriter {
             }
         }
         let store = self.ctx.store.clone();
+        // Before the lease: a foreign folder may be deleted, lease file and all.
+        let table_name = table.id.to_string();
+        crate::takeover::prepare(&*store, &folder, &table_name, &self.ctx.options.takeover).await?;
         let lease = match self.ctx.options.lease_ttl {
             Some(ttl) => Some(Lease::acquire(&*store, &folder, &self.ctx.holder, ttl).await?),
             None => None,
@@ -690,7 +699,11 @@ async fn open_table_state(
             .await?;
     }
     let recorded_columns = schema.known();
-    debug!(folder, last, "sequence reconciled");
+    let rows_through = match crate::datafile::newest(store, folder).await? {
+        Some((_, info)) => info.rows_through,
+        None => Some(0),
+    };
+    debug!(folder, last, ?rows_through, "sequence reconciled");
     Ok(TableWriter {
         table: table.clone(),
         folder: folder.to_owned(),
@@ -707,6 +720,7 @@ async fn open_table_state(
         in_flight: None,
         encoding: VecDeque::new(),
         lease: None,
+        rows_through,
     })
 }
 
@@ -904,7 +918,14 @@ impl TableWriter {
             }
         };
         let schema = self.schema.clone();
-        let properties = writer_properties(options.compression);
+        self.rows_through = self.rows_through.map(|n| n + rows as u64);
+        let mut properties = writer_properties(options.compression);
+        if let Some(n) = self.rows_through {
+            properties = properties
+                .into_builder()
+                .set_key_value_metadata(Some(crate::datafile::rows_through_metadata(n)))
+                .build();
+        }
         let encoders = ctx.encoders.clone();
         let task = tokio::spawn(async move {
             let _permit = encoders

@@ -132,6 +132,20 @@ pub trait LandingStore: Send + Sync + fmt::Debug {
     /// Size and version of the object at `path`, or `None`.
     async fn head(&self, path: &str) -> Result<Option<ObjectInfo>, StoreError>;
 
+    /// Bytes `range` of the object at `path`, or `None` if it does not exist. The range must lie
+    /// within the object (as [`LandingStore::head`] reports its size). The default reads the whole
+    /// object; stores override it with a ranged read.
+    async fn get_range(
+        &self,
+        path: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.get(path).await?.map(|o| {
+            let end = (range.end as usize).min(o.bytes.len());
+            o.bytes.slice((range.start as usize).min(end)..end)
+        }))
+    }
+
     /// The files and folders directly inside `dir` (`""` is the landing-zone root); empty if the
     /// folder does not exist.
     async fn list(&self, dir: &str) -> Result<Listing, StoreError>;
@@ -153,6 +167,27 @@ pub trait LandingStore: Send + Sync + fmt::Debug {
     /// one request on a hierarchical namespace. Callers must still be ready for a crash in the
     /// middle (a store may have to delete file by file).
     async fn delete_dir(&self, dir: &str) -> Result<(), StoreError>;
+}
+
+/// The landing zone's table folders: `<table>` and `<schema>.schema/<table>`, skipping `_`-prefixed
+/// names as Fabric does.
+pub async fn table_folders(store: &dyn LandingStore) -> Result<Vec<String>, StoreError> {
+    let mut folders = Vec::new();
+    for dir in store.list("").await?.dirs {
+        if dir.starts_with('_') {
+            continue;
+        }
+        if dir.ends_with(".schema") {
+            for table in store.list(&dir).await?.dirs {
+                if !table.starts_with('_') {
+                    folders.push(join(&[&dir, &table]));
+                }
+            }
+        } else {
+            folders.push(dir);
+        }
+    }
+    Ok(folders)
 }
 
 /// Joins landing-zone path parts with `/`, skipping empty ones.

@@ -256,23 +256,23 @@ fn list_workspaces(inner: &Inner, principal: &str, call: &Call<'_>) -> Reply {
     page(inner, "workspaces", call.query, "value", items)
 }
 
-/// The workspace, if `principal` has at least `needed` in it.
-fn authorize(
+/// The refusal, unless `principal` has at least `needed` in the workspace.
+fn denied(
     workspaces: &std::collections::BTreeMap<String, Workspace>,
     ws: &str,
     principal: &str,
     needed: Role,
-) -> Result<(), Reply> {
+) -> Option<Reply> {
     let Some(w) = workspaces.get(ws) else {
-        return Err(error(
+        return Some(error(
             404,
             "WorkspaceNotFound",
             "The requested workspace was not found.",
         ));
     };
     match w.role_of(principal) {
-        Some(role) if role >= needed => Ok(()),
-        _ => Err(error(
+        Some(role) if role >= needed => None,
+        _ => Some(error(
             403,
             "InsufficientPrivileges",
             "The caller does not have sufficient privileges to perform this operation.",
@@ -313,8 +313,8 @@ fn workspace_route(
         }
     };
     let mut tenant = lock(&inner.tenant);
-    if let Err(r) = authorize(&tenant.workspaces, ws, principal, needed) {
-        return r;
+    if let Some(refusal) = denied(&tenant.workspaces, ws, principal, needed) {
+        return refusal;
     }
     let caller_role = tenant.workspaces.get(ws).and_then(|w| w.role_of(principal));
     match (m, rest) {

@@ -136,6 +136,31 @@ impl LandingStore for LocalStore {
         .await
     }
 
+    async fn get_range(
+        &self,
+        path: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Bytes>, StoreError> {
+        let rel = path.to_owned();
+        self.blocking(move |s| {
+            let read = || -> io::Result<Bytes> {
+                let mut file = File::open(s.path(&rel))?;
+                let len = file.metadata()?.len();
+                let (start, end) = (range.start.min(len), range.end.min(len));
+                io::Seek::seek(&mut file, io::SeekFrom::Start(start))?;
+                let mut bytes = vec![0; (end - start) as usize];
+                io::Read::read_exact(&mut file, &mut bytes)?;
+                Ok(Bytes::from(bytes))
+            };
+            match read() {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io_error("get_range", &rel, e)),
+            }
+        })
+        .await
+    }
+
     async fn head(&self, path: &str) -> Result<Option<ObjectInfo>, StoreError> {
         let rel = path.to_owned();
         self.blocking(move |s| match fs::metadata(s.path(&rel)) {

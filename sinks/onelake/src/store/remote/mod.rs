@@ -451,6 +451,28 @@ impl LandingStore for RemoteStore {
         .await
     }
 
+    async fn get_range(
+        &self,
+        path: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Bytes>, StoreError> {
+        self.with_auth_retry(|| async {
+            if range.is_empty() {
+                return Ok(Some(Bytes::new()));
+            }
+            match self
+                .blob
+                .get_range(&self.object_path(path), range.clone())
+                .await
+            {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(self.map_error("get_range", path, e)),
+            }
+        })
+        .await
+    }
+
     async fn head(&self, path: &str) -> Result<Option<ObjectInfo>, StoreError> {
         self.with_auth_retry(|| async {
             match self.blob.head(&self.object_path(path)).await {
