@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::exit;
 use crate::logging::LogFormat;
@@ -12,7 +12,10 @@ Examples:
   mirror demo --duration 20             mirror a sample MongoDB into ./landing-zone for 20 s
   mirror check --config mirror.toml     validate a configuration and print its routes
   mirror run --config mirror.toml       mirror until stopped (Ctrl-C stops cleanly)
-  mirror status --config mirror.toml    show each table's phase and position
+  mirror status --config mirror.toml    show each table's phase and position, and Fabric's side
+  mirror init --from-env .env           convert the MongoDB_Fabric_Mirroring app's settings
+  mirror fabric create --workspace Sales --name shop --config mirror.toml
+                                        create a mirrored database, start it, set landing_zone
   RUST_LOG=mirror_core=debug mirror run --config mirror.toml --log-format json";
 
 /// Keeps Microsoft Fabric in sync with MongoDB through Open Mirroring.
@@ -73,10 +76,119 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         changes_per_sec: u32,
     },
-    /// Show each source's and table's committed position from the checkpoint store.
+    /// Show each source's and table's committed position from the checkpoint store, and what
+    /// Fabric reports for each table when the sink has a `fabric` setting.
     Status {
         /// The configuration file.
         #[arg(short, long, default_value = "mirror.toml", env = "MIRROR_CONFIG")]
         config: PathBuf,
     },
+    /// Write a commented starter mirror.toml, or one equivalent to the MongoDB_Fabric_Mirroring
+    /// Python app's `.env` (secrets stay in the environment, as `${VAR}` references).
+    Init(InitArgs),
+    /// Set up and watch the Fabric mirrored database (Fabric REST API).
+    #[command(
+        after_help = "Credentials: with --config, the onelake sink's `fabric.auth` (default: its \
+        `auth`); without, AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_CLIENT_SECRET (and \
+        AZURE_AUTHORITY_HOST), else AZURE_FEDERATED_TOKEN_FILE, else the managed identity. The \
+        identity that writes the landing zone needs the Contributor role in the workspace."
+    )]
+    Fabric {
+        #[command(subcommand)]
+        command: FabricCommand,
+    },
+}
+
+/// `mirror init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Convert this `.env` of the MongoDB_Fabric_Mirroring app (MONGO_CONN_STR, MONGO_DB_NAME,
+    /// MONGO_COLLECTION, LZ_URL, APP_ID, SECRET, TENANT_ID, ...).
+    #[arg(long, value_name = "FILE")]
+    pub from_env: Option<PathBuf>,
+    /// Where to write the configuration.
+    #[arg(short, long, default_value = "mirror.toml")]
+    pub output: PathBuf,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// The environment variable holding the MongoDB URI.
+    #[arg(long, default_value = "MONGODB_URI", value_name = "VAR")]
+    pub uri_var: String,
+    /// A database to mirror (repeatable; default: every database).
+    #[arg(long = "database", value_name = "NAME")]
+    pub databases: Vec<String>,
+    /// Collections to mirror (repeatable: names, `db.name`, patterns; default: all).
+    #[arg(long = "collection", value_name = "NAME")]
+    pub collections: Vec<String>,
+    /// The landing zone: a OneLake URL, or a local directory.
+    #[arg(long, default_value = "./landing-zone", value_name = "URL or DIR")]
+    pub landing_zone: String,
+}
+
+/// `mirror fabric ...`.
+#[derive(Debug, Subcommand)]
+pub enum FabricCommand {
+    /// Create an open mirroring database, wait until it is ready, start mirroring, and print its
+    /// landing zone (with --config: write it into the onelake sink's `landing_zone`).
+    Create {
+        /// The mirrored database's name.
+        #[arg(long)]
+        name: String,
+        /// Its description.
+        #[arg(long, default_value = "Mirrored from MongoDB by mirror")]
+        description: String,
+        /// The schema of tables whose folder has none.
+        #[arg(long, default_value = "dbo")]
+        default_schema: String,
+        /// Create it, but do not start mirroring.
+        #[arg(long)]
+        no_start: bool,
+        #[command(flatten)]
+        target: FabricTarget,
+    },
+    /// Start mirroring (`startMirroring`).
+    Start(FabricTarget),
+    /// Stop mirroring (`stopMirroring`).
+    Stop(FabricTarget),
+    /// Show the mirroring status and every table's status, processed rows and last sync.
+    Status(FabricTarget),
+    /// Give an identity a workspace role (default Contributor: what `mirror` needs to write the
+    /// landing zone and start or stop mirroring). The caller must be a workspace Member or Admin.
+    Grant {
+        /// The identity's object id (for a service principal: the enterprise application's object
+        /// id, not the app id).
+        #[arg(long)]
+        principal: String,
+        /// Admin, Member, Contributor or Viewer.
+        #[arg(long, default_value = "Contributor")]
+        role: String,
+        /// ServicePrincipal, User or Group.
+        #[arg(long, default_value = "ServicePrincipal")]
+        principal_type: String,
+        #[command(flatten)]
+        target: FabricTarget,
+    },
+}
+
+/// Which mirrored database, and how to reach Fabric.
+#[derive(Debug, Args)]
+pub struct FabricTarget {
+    /// A configuration whose onelake sink names the item (`fabric`, or its OneLake landing zone)
+    /// and holds the credentials.
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// The sink, when the configuration has several onelake sinks.
+    #[arg(long)]
+    pub sink: Option<String>,
+    /// The workspace: id or name (overrides the configuration).
+    #[arg(long)]
+    pub workspace: Option<String>,
+    /// The mirrored database: id or name (overrides the configuration).
+    #[arg(long)]
+    pub item: Option<String>,
+    /// The Fabric REST API root, a proxy or a simulator (default: the configuration's
+    /// `fabric.api`, else https://api.fabric.microsoft.com/v1).
+    #[arg(long, env = "MIRROR_FABRIC_API")]
+    pub api: Option<String>,
 }

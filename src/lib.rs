@@ -19,8 +19,10 @@
 
 mod cli;
 mod commands;
+mod config_edit;
 mod demo;
 mod exit;
+mod init;
 mod logging;
 
 use clap::Parser;

@@ -1,6 +1,8 @@
 //! The subcommands.
 
 mod check;
+mod fabric;
+mod init;
 mod run;
 mod status;
 
@@ -18,6 +20,8 @@ pub async fn dispatch(command: Command) -> Code {
         Command::Run { config } => run::run(&config).await,
         Command::Check { config } => check::check(&config),
         Command::Status { config } => status::status(&config).await,
+        Command::Init(args) => init::init(&args),
+        Command::Fabric { command } => fabric::fabric(command).await,
         Command::Demo {
             landing_zone,
             duration,

@@ -1,12 +1,22 @@
-//! `mirror status`: each source's and table's committed position, from the checkpoint store.
+//! `mirror status`: each source's and table's committed position, from the checkpoint store, and
+//! for sinks whose destination reports on its tables (the onelake sink with `fabric`), what
+//! Fabric applied and how far behind the Delta table is.
 
 use std::path::Path;
+use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use mirror_core::checkpoint::ResumeState;
+use mirror_core::destination::{destination_lag, DestinationReport, Lag};
 use mirror_core::engine::resolve_checkpoint_store;
 
 use super::load_config;
 use crate::exit::Code;
+
+fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
+    let secs = (now - then).to_std().unwrap_or_default().as_secs();
+    humantime::format_duration(Duration::from_secs(secs)).to_string()
+}
 
 pub async fn status(path: &Path) -> Code {
     let config = match load_config(path) {
@@ -23,23 +33,34 @@ pub async fn status(path: &Path) -> Code {
     println!("checkpoints: {}", store.location());
     let now = Utc::now();
     let mut failed = false;
-    for source in &config.sources {
+    let mut resumes: Vec<(usize, ResumeState)> = Vec::new();
+    for (i, source) in config.sources.iter().enumerate() {
         println!("\nsource {} ({})", source.name, source.type_name);
         match store.load(&source.name).await {
             Ok(resume) if resume.is_empty() => println!("  not started: no checkpoint yet"),
             Ok(resume) => {
                 for (partition, stored) in resume.entries() {
-                    let age = (now - stored.committed_at).to_std().unwrap_or_default();
                     println!(
                         "  {:<32} {}  (committed {} ago)",
                         partition.to_string(),
                         source.config.describe_state(&stored.state),
-                        humantime::format_duration(std::time::Duration::from_secs(age.as_secs())),
+                        ago(now, stored.committed_at),
                     );
                 }
+                resumes.push((i, resume));
             }
             Err(e) => {
                 println!("  error: {e}");
+                failed = true;
+            }
+        }
+    }
+    for sink in &config.sinks {
+        match sink.config.destination_status().await {
+            Ok(None) => {}
+            Ok(Some(report)) => print_report(&sink.name, &report, &config, &resumes, now),
+            Err(e) => {
+                println!("\nsink {} ({}): error: {e}", sink.name, sink.type_name);
                 failed = true;
             }
         }
@@ -48,5 +69,74 @@ pub async fn status(path: &Path) -> Code {
         Code::Startup
     } else {
         Code::Ok
+    }
+}
+
+fn print_report(
+    sink: &str,
+    report: &DestinationReport,
+    config: &mirror_core::config::MirrorConfig,
+    resumes: &[(usize, ResumeState)],
+    now: DateTime<Utc>,
+) {
+    println!(
+        "\nsink {sink} -> {}: {}",
+        report.destination,
+        report.state.as_deref().unwrap_or("unknown")
+    );
+    if let Some(e) = &report.error {
+        println!("  error: {e}");
+    }
+    for t in &report.tables {
+        println!("  {}", t.location);
+        let file = match (t.last_file, t.written_rows) {
+            (Some(n), Some(rows)) => format!("file {n}, {rows} rows published"),
+            (Some(n), None) => format!("file {n} (rows published not recorded)"),
+            (None, _) => "no data file yet".to_owned(),
+        };
+        println!("    landing zone: {file}");
+        match &t.state {
+            None => println!(
+                "    Fabric: not listed yet (it lists a table once it has seen its folder)"
+            ),
+            Some(state) => {
+                let mut line = format!("    Fabric: {state}");
+                if let Some(rows) = t.applied_rows {
+                    line.push_str(&format!(", {rows} rows processed"));
+                }
+                if let Some(bytes) = t.applied_bytes {
+                    line.push_str(&format!(" ({bytes} bytes)"));
+                }
+                if let Some(at) = t.last_applied {
+                    line.push_str(&format!(
+                        ", last sync {} ({} ago)",
+                        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        ago(now, at)
+                    ));
+                }
+                println!("{line}");
+            }
+        }
+        if let Some(e) = &t.error {
+            println!("    error: {e}");
+        }
+        if let Some(advice) = &t.advice {
+            println!("    what to do: {advice}");
+        }
+        // The committed source time of this table, from the source that has it.
+        let position = t.table.as_ref().and_then(|id| {
+            resumes.iter().find_map(|(i, resume)| {
+                resume.table(id)?;
+                config.sources[*i].config.position_time(resume, id)
+            })
+        });
+        match destination_lag(t, position, now) {
+            Lag::Known { lag, as_of } => println!(
+                "    Delta table lag: {} (Fabric applied every published row; current to source time {})",
+                humantime::format_duration(Duration::from_secs(lag.as_secs())),
+                as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            Lag::Unknown { reason } => println!("    Delta table lag: unknown ({reason})"),
+        }
     }
 }

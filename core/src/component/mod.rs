@@ -279,6 +279,12 @@ pub trait SinkConfig: fmt::Debug + Send + Sync {
         String::new()
     }
 
+    /// The concrete configuration, for tools that know the sink's type (`mirror fabric` reads the
+    /// `onelake` sink's Fabric settings this way). `None` by default.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+
     /// What the sink's destination reports about the tables it was sent (`None`: the sink has no
     /// such destination, or none is configured). See [`crate::destination`].
     async fn destination_status(

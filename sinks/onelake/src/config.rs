@@ -352,6 +352,10 @@ impl SinkConfig for OneLakeSinkConfig {
         Ok(Some(Arc::new(LandingZoneCheckpointStore::new(store))))
     }
 
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     async fn destination_status(
         &self,
     ) -> Result<
