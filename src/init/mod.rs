@@ -172,13 +172,14 @@ pub fn from_app_env(file: &str, env: &BTreeMap<String, EnvValue>) -> Result<Conv
         |k: &str, why: &str| get(k).ok_or_else(|| format!("{file}: {k} is not set ({why})"));
     let mut notes = Vec::new();
     let database = require("MONGO_DB_NAME", "the database the app mirrors")?;
-    let collections =
-        match env.get("MONGO_COLLECTION") {
-            Some(v) => collections_of(v).map_err(|e| format!("{file}: {e}"))?,
-            None => return Err(format!(
+    let collections = match env.get("MONGO_COLLECTION") {
+        Some(v) => collections_of(v).map_err(|e| format!("{file}: {e}"))?,
+        None => {
+            return Err(format!(
                 "{file}: MONGO_COLLECTION is not set (a name, a JSON list of names, or \"all\")"
-            )),
-        };
+            ))
+        }
+    };
     let lz_raw = require("LZ_URL", "the landing zone URL")?;
     let tenant = require("TENANT_ID", "the service principal's tenant")?;
     let app_id = require("APP_ID", "the service principal's application id")?;
