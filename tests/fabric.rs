@@ -25,11 +25,7 @@ struct World {
 }
 
 async fn world() -> World {
-    let storage = Storage::new();
-    let onelake = OneLakeSim::start_on("127.0.0.1:0".parse().unwrap(), storage.clone())
-        .await
-        .unwrap();
-    let fabric = FabricSim::start(storage).await.unwrap();
+    let (onelake, fabric) = FabricSim::start_with_onelake().await.unwrap();
     fabric.set_options(|o| {
         o.provisioning_polls = 1;
         o.retry_after_secs = 1;
@@ -447,12 +443,9 @@ APP_LOG_LEVEL = "DEBUG"
     assert_eq!(tables, ["customers", "orders"]);
 }
 
-/// The Python app's table folder: `_metadata.json`, its pickle state files, and a sequence of
-/// Parquet files written by pandas, with the app's types (`_id` as text).
+/// The Python app's table folder (its pickle state files, pandas-written data files).
 fn plant_python_app_table(storage: &Storage, folder: &str, ids: &[i64]) {
-    use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-    use std::sync::Arc;
-    let put = |name: &str, bytes: Vec<u8>| {
+    for (name, bytes) in onelake_sim::python_app::table_files(ids) {
         storage
             .put_blob(
                 &format!("{folder}/{name}"),
@@ -462,41 +455,6 @@ fn plant_python_app_table(storage: &Storage, folder: &str, ids: &[i64]) {
                 None,
             )
             .unwrap();
-    };
-    put(
-        "_metadata.json",
-        b"{\n  \"keyColumns\": [\"_id\"]\n}\n".to_vec(),
-    );
-    put(
-        "_init_sync_status.pkl",
-        b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00\x8c\x01Y\x94.".to_vec(),
-    );
-    put("_last_created_parquet.pkl", b"\x80\x04K\x02.".to_vec());
-    put("_max_id.pkl", b"\x80\x04K\x05.".to_vec());
-    put(
-        "_resume_token.pkl",
-        b"\x80\x04}\x94\x8c\x05_data\x94\x8c\x04abcd\x94s.".to_vec(),
-    );
-    for (n, chunk) in ids.chunks(2).enumerate() {
-        let batch = RecordBatch::try_from_iter([
-            (
-                "_id",
-                Arc::new(StringArray::from(
-                    chunk.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
-                )) as ArrayRef,
-            ),
-            ("v", Arc::new(Int64Array::from(chunk.to_vec())) as ArrayRef),
-        ])
-        .unwrap();
-        let props = parquet::file::properties::WriterProperties::builder()
-            .set_created_by("parquet-cpp-arrow version 16.1.0".into())
-            .build();
-        let mut out = Vec::new();
-        let mut writer =
-            parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
-        writer.write(&batch).unwrap();
-        writer.close().unwrap();
-        put(&format!("{:020}.parquet", n + 1), out);
     }
 }
 

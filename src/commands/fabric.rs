@@ -108,11 +108,7 @@ async fn run(command: FabricCommand) -> Result<(), Code> {
             target: args,
         } => {
             let t = target(&args)?;
-            let ws = t
-                .client
-                .workspace(need(&t.workspace, "workspace")?)
-                .await
-                .map_err(failed)?;
+            let ws = workspace(&t).await?;
             println!(
                 "creating mirrored database `{name}` in workspace `{}` ({})",
                 ws.display_name, ws.id
@@ -176,11 +172,7 @@ async fn run(command: FabricCommand) -> Result<(), Code> {
             target: args,
         } => {
             let t = target(&args)?;
-            let ws = t
-                .client
-                .workspace(need(&t.workspace, "workspace")?)
-                .await
-                .map_err(failed)?;
+            let ws = workspace(&t).await?;
             let outcome = t
                 .client
                 .grant(&ws.id, &principal, &principal_type, &role)
@@ -201,12 +193,15 @@ async fn run(command: FabricCommand) -> Result<(), Code> {
     }
 }
 
-async fn resolve(t: &Target) -> Result<(String, String, String), Code> {
-    let ws = t
-        .client
+async fn workspace(t: &Target) -> Result<mirror_onelake::fabric::model::Workspace, Code> {
+    t.client
         .workspace(need(&t.workspace, "workspace")?)
         .await
-        .map_err(failed)?;
+        .map_err(failed)
+}
+
+async fn resolve(t: &Target) -> Result<(String, String, String), Code> {
+    let ws = workspace(t).await?;
     let db = t
         .client
         .mirrored_database(&ws.id, need(&t.item, "item")?)

@@ -16,7 +16,7 @@ use mirror_onelake::store::LandingStore;
 use mirror_onelake::takeover::{Takeover, TakeoverPolicy};
 use mirror_onelake::{LandingZoneWriter, SinkError, WriterOptions};
 use onelake_sim::fabric::{FabricSim, Role};
-use onelake_sim::{OneLakeSim, Storage};
+use onelake_sim::OneLakeSim;
 
 const TENANT: &str = "contoso";
 const APP: &str = "app-id";
@@ -30,11 +30,7 @@ struct World {
 }
 
 async fn world() -> World {
-    let storage = Storage::new();
-    let onelake = OneLakeSim::start_on("127.0.0.1:0".parse().unwrap(), storage.clone())
-        .await
-        .unwrap();
-    let fabric = FabricSim::start(storage).await.unwrap();
+    let (onelake, fabric) = FabricSim::start_with_onelake().await.unwrap();
     let ws = fabric.add_workspace("Sales");
     let app = fabric.register_app(TENANT, APP, SECRET);
     fabric.assign(&ws, &app, Role::Contributor);
@@ -586,56 +582,12 @@ async fn table_status_is_what_fabric_applied_from_the_landing_zone() {
     ));
 }
 
-/// A Parquet file as pandas writes it (another writer's `created_by`).
-fn foreign_file(ids: &[i64]) -> Vec<u8> {
-    let batch = RecordBatch::try_from_iter([
-        (
-            "_id",
-            Arc::new(StringArray::from(
-                ids.iter().map(|i| format!("id{i}")).collect::<Vec<_>>(),
-            )) as ArrayRef,
-        ),
-        ("v", Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef),
-    ])
-    .unwrap();
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_created_by("parquet-cpp-arrow version 16.1.0".into())
-        .build();
-    let mut out = Vec::new();
-    let mut w =
-        parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
-    out
-}
-
 /// A table folder laid out as the Python app leaves it.
 fn python_app_folder(root: &std::path::Path, name: &str) {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("_metadata.json"),
-        b"{\n  \"keyColumns\": [\"_id\"]\n}\n",
-    )
-    .unwrap();
-    // Pickle protocol 4 of "Y" and of an ObjectId-like string; never read.
-    std::fs::write(
-        dir.join("_init_sync_status.pkl"),
-        b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00\x8c\x01Y\x94.",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("_resume_token.pkl"),
-        b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x05_data\x94\x8c\x00\x94s.",
-    )
-    .unwrap();
-    std::fs::write(dir.join("_internal_schema.pkl"), b"\x80\x04}\x94.").unwrap();
-    for n in 1..=3u64 {
-        std::fs::write(
-            dir.join(format!("{n:020}.parquet")),
-            foreign_file(&[n as i64]),
-        )
-        .unwrap();
+    for (file, bytes) in onelake_sim::python_app::table_files(&[1, 2, 3, 4, 5]) {
+        std::fs::write(dir.join(file), bytes).unwrap();
     }
 }
 
@@ -647,7 +599,7 @@ async fn a_foreign_folder_is_refused_with_the_reason_then_reset_on_request() {
     std::fs::create_dir_all(dir.path().join("other")).unwrap();
     std::fs::write(
         dir.path().join("other/00000000000000000001.parquet"),
-        foreign_file(&[1]),
+        onelake_sim::python_app::pandas_parquet(&[1]),
     )
     .unwrap();
     let store = open_store(

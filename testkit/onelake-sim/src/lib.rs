@@ -7,6 +7,7 @@
 //! - [`fabric`]: the Fabric REST API (mirrored databases, mirroring and table status,
 //!   workspaces, role assignments, long-running operations) and the Entra token endpoint, with
 //!   table status computed by a [`Replicator`] over each item's landing zone;
+//! - [`python_app`]: table folders as the MongoDB_Fabric_Mirroring Python app leaves them;
 //! - [`replicator`]: applies landing-zone files the way Fabric does (sequence order, row markers,
 //!   key columns, column types) into tables tests can read, over any [`files::LandingFiles`]: a
 //!   local directory or the simulator's storage.
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod fabric;
 pub mod faults;
 pub mod files;
+pub mod python_app;
 pub mod replicator;
 pub mod server;
 pub mod storage;

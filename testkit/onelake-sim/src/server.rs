@@ -114,21 +114,7 @@ impl OneLakeSim {
             log: Mutex::new(Vec::new()),
             workspaces: Mutex::new(None),
         });
-        let server = inner.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let inner = server.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(inner.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let task = serve(listener, inner.clone(), handle);
         Ok(Self { addr, inner, task })
     }
 
@@ -170,6 +156,33 @@ impl OneLakeSim {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+}
+
+/// Serves every connection `listener` accepts with `handle`, one task per connection.
+pub(crate) fn serve<S, F, E>(
+    listener: TcpListener,
+    state: Arc<S>,
+    handle: fn(Arc<S>, Request<Incoming>) -> F,
+) -> JoinHandle<()>
+where
+    S: Send + Sync + 'static,
+    F: std::future::Future<Output = Result<Response<Full<Bytes>>, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let state = state.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
 }
 
 pub(crate) fn percent_decode(s: &str) -> String {

@@ -130,6 +130,46 @@ fn segment(s: &str) -> String {
         .collect()
 }
 
+/// A name looked up in a list.
+struct Named<'a> {
+    what: String,
+    name: &'a str,
+    kind: &'static str,
+    resource: String,
+    missing: &'static str,
+    hint: &'static str,
+}
+
+/// The one entry of `all` named `n.name` (`key` gives an entry's name and id).
+fn one_named<T>(
+    all: Vec<T>,
+    key: impl Fn(&T) -> (&String, &String),
+    n: Named<'_>,
+) -> Result<T, FabricError> {
+    let mut matching: Vec<T> = all.into_iter().filter(|t| key(t).0 == n.name).collect();
+    match matching.len() {
+        1 => Ok(matching.remove(0)),
+        0 => Err(FabricError::NotFound {
+            what: n.what,
+            resource: n.resource,
+            code: "NoSuchName".into(),
+            message: n.missing.into(),
+            hint: n.hint.into(),
+        }),
+        count => Err(FabricError::Ambiguous {
+            what: n.what,
+            name: n.name.to_owned(),
+            kind: n.kind,
+            count,
+            ids: matching
+                .iter()
+                .map(|t| key(t).1.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
 /// A Fabric REST API client.
 ///
 /// ```no_run
@@ -403,36 +443,20 @@ impl FabricClient {
                 .await?;
             return Self::parse(&call, &answer);
         }
-        let what = format!("find workspace `{id_or_name}`");
-        let matching: Vec<Workspace> = self
-            .workspaces()
-            .await?
-            .into_iter()
-            .filter(|w| w.display_name == id_or_name)
-            .collect();
-        match matching.len() {
-            1 => Ok(matching.into_iter().next().expect("one")),
-            0 => Err(FabricError::NotFound {
-                what,
-                resource: format!("workspace `{id_or_name}`"),
-                code: "NoSuchName".into(),
-                message: "no workspace of that name is listed for this identity".into(),
-                hint: "check the name (it is case-sensitive) and that the identity has a role in \
-                       the workspace (an admin adds it under Manage access)"
-                    .into(),
-            }),
-            n => Err(FabricError::Ambiguous {
-                what,
-                name: id_or_name.to_owned(),
+        let all = self.workspaces().await?;
+        one_named(
+            all,
+            |w| (&w.display_name, &w.id),
+            Named {
+                what: format!("find workspace `{id_or_name}`"),
+                name: id_or_name,
                 kind: "workspace",
-                count: n,
-                ids: matching
-                    .iter()
-                    .map(|w| w.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
-        }
+                resource: format!("workspace `{id_or_name}`"),
+                missing: "no workspace of that name is listed for this identity",
+                hint: "check the name (it is case-sensitive) and that the identity has a role in \
+                       the workspace (an admin adds it under Manage access)",
+            },
+        )
     }
 
     /// Every mirrored database of a workspace (by id).
@@ -465,35 +489,19 @@ impl FabricClient {
                 .await?;
             return Self::parse(&call, &answer);
         }
-        let what = format!("find mirrored database `{id_or_name}` in workspace {ws}");
-        let matching: Vec<MirroredDatabase> = self
-            .mirrored_databases(ws)
-            .await?
-            .into_iter()
-            .filter(|d| d.display_name == id_or_name)
-            .collect();
-        match matching.len() {
-            1 => Ok(matching.into_iter().next().expect("one")),
-            0 => Err(FabricError::NotFound {
-                what,
-                resource: format!("mirrored database `{id_or_name}` in workspace {ws}"),
-                code: "NoSuchName".into(),
-                message: "no mirrored database of that name is in the workspace".into(),
-                hint: "check the name (case-sensitive), or create it with `mirror fabric create`"
-                    .into(),
-            }),
-            n => Err(FabricError::Ambiguous {
-                what,
-                name: id_or_name.to_owned(),
+        let all = self.mirrored_databases(ws).await?;
+        one_named(
+            all,
+            |d| (&d.display_name, &d.id),
+            Named {
+                what: format!("find mirrored database `{id_or_name}` in workspace {ws}"),
+                name: id_or_name,
                 kind: "mirrored database",
-                count: n,
-                ids: matching
-                    .iter()
-                    .map(|d| d.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
-        }
+                resource: format!("mirrored database `{id_or_name}` in workspace {ws}"),
+                missing: "no mirrored database of that name is in the workspace",
+                hint: "check the name (case-sensitive), or create it with `mirror fabric create`",
+            },
+        )
     }
 
     /// Creates an open mirroring database (the definition of [`open_mirroring_definition`]),

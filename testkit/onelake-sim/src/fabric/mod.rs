@@ -39,7 +39,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -48,7 +47,7 @@ pub use self::entra::{FABRIC_AUDIENCE, FABRIC_SCOPE};
 use self::state::{Assignment, Tenant, Workspace};
 pub use self::state::{MirroringStatus, Role};
 use crate::replicator::{ReplicatedTable, Replicator};
-use crate::server::{parse_query, percent_decode};
+use crate::server::{parse_query, percent_decode, serve};
 use crate::storage::Storage;
 
 /// What tests can set.
@@ -152,6 +151,15 @@ impl FabricSim {
         .await
     }
 
+    /// A OneLake simulator and a Fabric simulator over one storage, on free ports: what a writer
+    /// publishes through the first is what the second's mirrored databases replicate.
+    pub async fn start_with_onelake() -> std::io::Result<(crate::OneLakeSim, FabricSim)> {
+        let storage = Storage::new();
+        let any = "127.0.0.1:0".parse().map_err(std::io::Error::other)?;
+        let onelake = crate::OneLakeSim::start_on(any, storage.clone()).await?;
+        Ok((onelake, Self::start_on(any, storage).await?))
+    }
+
     /// Starts on `addr`.
     pub async fn start_on(addr: SocketAddr, storage: Storage) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
@@ -165,21 +173,7 @@ impl FabricSim {
             throttles: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
         });
-        let server = inner.clone();
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let inner = server.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(inner.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let accept = serve(listener, inner.clone(), handle);
         let scanned = inner.clone();
         let scanner = tokio::spawn(async move {
             loop {
