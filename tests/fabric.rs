@@ -75,6 +75,26 @@ impl World {
             .unwrap()
     }
 
+    /// Runs a command that must end by itself within `limit` (else it is stopped and the test fails).
+    async fn run_to_exit(&self, args: &[&str], limit: Duration) -> Output {
+        let mut cmd = self.mirror();
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "mirror {args:?} did not end within {limit:?}: {}",
+                    text(&out)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        child.wait_with_output().unwrap()
+    }
+
     fn spawn_run(&self, config: &Path, log: &str) -> Child {
         let log = std::fs::File::create(self.dir.path().join(log)).unwrap();
         self.mirror()
@@ -481,7 +501,12 @@ async fn a_python_app_table_is_refused_then_reset_and_mirrored_afresh() {
     }
 
     // Refused, with the reason and the way forward; the app's folder is left as it was.
-    let out = w.run(&["run", "--config", config.to_str().unwrap()]).await;
+    let out = w
+        .run_to_exit(
+            &["run", "--config", config.to_str().unwrap()],
+            Duration::from_secs(60),
+        )
+        .await;
     let printed = text(&out);
     assert_eq!(out.status.code(), Some(1), "{printed}");
     for needle in [
