@@ -26,6 +26,10 @@
 //! Peak memory: the child's VmHWM (and VmRSS sampled every 50 ms). Extra settings can be appended
 //! to the child's configuration: `BENCH_SOURCE_TOML` (lines of the source's table),
 //! `BENCH_SINK_TOML` (the sink's) and `BENCH_EXTRA_TOML` (more tables, e.g. `[tables."*"]`).
+//!
+//! `BENCH_API=on` serves mirror's HTTP API and scrapes `/metrics` every second for the whole
+//! run (what Prometheus does); by default (`off`) the API is disabled, so one run of each
+//! measures what observing costs.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -403,6 +407,44 @@ fn lat_summary(lat: &mut [f64]) -> (f64, f64, f64, f64) {
     )
 }
 
+/// GETs `/metrics` every second, as Prometheus would, until stopped.
+struct Scraper {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(u64, u64, Duration)>,
+}
+
+impl Scraper {
+    fn start(port: u16) -> Self {
+        use std::io::Read;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut scrapes, mut bytes, mut slowest) = (0u64, 0u64, Duration::ZERO);
+            while !flag.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                    let request =
+                        "GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+                    let mut body = Vec::new();
+                    if s.write_all(request.as_bytes()).is_ok() && s.read_to_end(&mut body).is_ok() {
+                        scrapes += 1;
+                        bytes += body.len() as u64;
+                        slowest = slowest.max(t.elapsed());
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(1).saturating_sub(t.elapsed()));
+            }
+            (scrapes, bytes, slowest)
+        });
+        Self { stop, thread }
+    }
+
+    fn stop(self) -> (u64, u64, Duration) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n_docs = env_usize("BENCH_DOCS", 1_000_000);
     let n_events = env_usize("BENCH_EVENTS", 300_000);
@@ -465,6 +507,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // (b) Mirror's initial sync.
+    let api = match std::env::var("BENCH_API").as_deref() {
+        Ok("on") => Some(
+            std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port(),
+        ),
+        _ => None,
+    };
+    println!(
+        "API: {}",
+        match api {
+            Some(port) => format!("on (127.0.0.1:{port}), /metrics scraped every second"),
+            None => "off".into(),
+        }
+    );
     let dir = tempfile::tempdir()?;
     let lz = dir.path().join("lz");
     std::fs::create_dir_all(&lz)?;
@@ -485,10 +542,16 @@ inputs = ["mongo"]
 landing_zone = {lz:?}
 {sink_extra}
 
+{api}
+
 {extra}
 "#,
         uri = sim.uri(),
         lz = lz.display().to_string(),
+        api = match &api {
+            Some(port) => format!("[api]\naddress = \"127.0.0.1:{port}\""),
+            None => "[api]\nenabled = false".to_owned(),
+        },
         source_extra = std::env::var("BENCH_SOURCE_TOML").unwrap_or_default(),
         sink_extra = std::env::var("BENCH_SINK_TOML").unwrap_or_default(),
         extra = std::env::var("BENCH_EXTRA_TOML").unwrap_or_default(),
@@ -498,6 +561,7 @@ landing_zone = {lz:?}
     let sim_cpu0 = cpu_secs(None);
     let t0 = Instant::now();
     let mirror = Mirror::start(&config_path, &dir.path().join("mirror.log"))?;
+    let scraper = api.map(Scraper::start);
     // `BENCH_PERF=<file>`: profile mirror during the initial sync (and `BENCH_PERF_STREAM=<file>`
     // during the full-speed streaming phase) with `perf record`.
     let perf = |var: &str| -> Option<Child> {
@@ -628,6 +692,14 @@ landing_zone = {lz:?}
     println!(
         "(c') streaming at {rate}/s: {total} changes in {paced:.2?}, published in {paced_files} files; latency write -> published file over {count} rows: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
     );
+
+    if let Some(scraper) = scraper {
+        let (scrapes, bytes, slowest) = scraper.stop();
+        println!(
+            "API: {scrapes} scrapes of /metrics ({:.0} KB each), slowest {slowest:.1?}",
+            bytes as f64 / scrapes.max(1) as f64 / 1e3
+        );
+    }
 
     // (d) Memory.
     let peak_sampled = mirror.peak_rss_kb.load(Ordering::Relaxed) as f64 / 1024.0;

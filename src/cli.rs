@@ -1,5 +1,6 @@
 //! The command line.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -40,6 +41,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// How `mirror status` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    /// Lines for people.
+    Text,
+    /// The JSON of `GET /api/status`, from the checkpoint store.
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the configured routes until every finite source is done, or until stopped.
@@ -52,6 +62,10 @@ pub enum Command {
         /// The configuration file.
         #[arg(short, long, default_value = "mirror.toml", env = "MIRROR_CONFIG")]
         config: PathBuf,
+        /// Serve the HTTP API (/health, /ready, /metrics, /api/status, the status page) on this
+        /// address instead of [api] address, even if [api] enabled = false.
+        #[arg(long, value_name = "ADDR", env = "MIRROR_API_ADDRESS")]
+        api_address: Option<SocketAddr>,
     },
     /// Parse and validate a configuration, and print the routes it would run.
     Check {
@@ -75,6 +89,14 @@ pub enum Command {
         /// Live changes per second.
         #[arg(long, default_value_t = 50)]
         changes_per_sec: u32,
+        /// Where the status page and the rest of the HTTP API are served.
+        #[arg(
+            long,
+            value_name = "ADDR",
+            default_value = mirror_core::config::DEFAULT_API_ADDRESS,
+            env = "MIRROR_API_ADDRESS"
+        )]
+        api_address: SocketAddr,
     },
     /// Show each source's and table's committed position from the checkpoint store, and what
     /// Fabric reports for each table when the sink has a `fabric` setting.
@@ -82,6 +104,9 @@ pub enum Command {
         /// The configuration file.
         #[arg(short, long, default_value = "mirror.toml", env = "MIRROR_CONFIG")]
         config: PathBuf,
+        /// `text` for people, `json` for scripts (the shape of `GET /api/status`).
+        #[arg(long, value_enum, default_value = "text")]
+        format: StatusFormat,
     },
     /// Write a commented starter mirror.toml, or one equivalent to the MongoDB_Fabric_Mirroring
     /// Python app's `.env` (secrets stay in the environment, as `${VAR}` references).

@@ -17,6 +17,7 @@
 //! It is wiring only: it parses the command line, sets up logging, links the first-party components
 //! (so their `inventory` registrations are present) and hands over to `mirror-core`.
 
+mod api;
 mod cli;
 mod commands;
 mod config_edit;

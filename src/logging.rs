@@ -1,5 +1,7 @@
 //! Logging setup: `tracing` to stderr, human-readable or JSON, filtered by `RUST_LOG`.
 
+use std::io::IsTerminal;
+
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
 
@@ -12,7 +14,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. `RUST_LOG` wins over `--verbose`.
+/// Installs the global subscriber. `RUST_LOG` wins over `--verbose`. Colours only when stderr is
+/// a terminal (and `NO_COLOR` is unset): escapes in files and log collectors are noise.
 pub fn init(format: LogFormat, verbose: u8) {
     let default = match verbose {
         0 => "info",
@@ -20,8 +23,10 @@ pub fn init(format: LogFormat, verbose: u8) {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.with_target(false).init(),

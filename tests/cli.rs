@@ -8,7 +8,10 @@ use onelake_sim::{LocalDir, Replicator, TableStatus};
 
 fn mirror() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirror"));
-    cmd.env("RUST_LOG", "warn").env_remove("MIRROR_CONFIG");
+    // Any free port: tests run in parallel, and 8686 may be taken.
+    cmd.env("RUST_LOG", "warn")
+        .env_remove("MIRROR_CONFIG")
+        .env("MIRROR_API_ADDRESS", "127.0.0.1:0");
     cmd
 }
 

@@ -115,6 +115,7 @@ fn spawn_mirror(config: &Path, log: &Path) -> Child {
         .args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", "warn,mirror_core=info")
+        .env("MIRROR_API_ADDRESS", "127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

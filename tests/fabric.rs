@@ -55,8 +55,10 @@ fn docs(n: i64) -> Vec<Document> {
 impl World {
     fn mirror(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirror"));
+        // Any free port for the HTTP API: tests run in parallel, and 8686 may be taken.
         cmd.env("RUST_LOG", "warn")
             .env_remove("MIRROR_CONFIG")
+            .env("MIRROR_API_ADDRESS", "127.0.0.1:0")
             .env("MIRROR_TEST_SECRET", SECRET)
             .env("AZURE_TENANT_ID", TENANT)
             .env("AZURE_CLIENT_ID", APP)

@@ -74,6 +74,7 @@ fn a_plugin_source_feeds_the_onelake_sink() {
         .args(["run", "--config"])
         .arg(&config)
         .env("RUST_LOG", "warn")
+        .env("MIRROR_API_ADDRESS", "127.0.0.1:0")
         .output()
         .unwrap();
     assert!(

@@ -10,6 +10,7 @@
 //!   for batches every sink acknowledged ([`engine`]);
 //! - the checkpoint store ([`checkpoint`]);
 //! - end-to-end status: what a sink's destination applied, and its lag ([`destination`]);
+//! - what is measured about a run, and whether it is ready and healthy ([`telemetry`]);
 //! - schema mapping from schemaless documents to typed, stable columns ([`mapping`]);
 //! - first-party generic sources such as the synthetic [`sources::generator`].
 //!
@@ -35,6 +36,7 @@ pub mod mapping;
 pub mod model;
 pub mod plugin;
 pub mod sources;
+pub mod telemetry;
 pub mod transforms;
 
 pub use component::{Sink, Source, SourceItem, Transform};

@@ -62,6 +62,26 @@ fn unknown_key_in_a_component() {
 }
 
 #[test]
+fn api_settings_are_checked_with_their_place() {
+    let text = format!("[api]\naddress = \"localhost:80:1\"\n{VALID}");
+    let e = error(&text);
+    assert!(
+        e.starts_with("mirror.toml:2:11: api.address: invalid socket address"),
+        "{e}"
+    );
+    let text = format!("[api]\ntoken = \"\"\n{VALID}");
+    let e = error(&text);
+    assert!(e.starts_with("mirror.toml:2:9: api.token: is empty"), "{e}");
+    let config = parse_with_env(
+        &format!("[api]\naddress = \"0.0.0.0:8080\"\nenabled = false\n{VALID}"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.api.address.to_string(), "0.0.0.0:8080");
+    assert!(!config.api.enabled);
+}
+
+#[test]
 fn unknown_key_in_a_core_section_and_unknown_section() {
     let text = format!("[engine]\nchannel_capacty = 3\n{VALID}");
     assert_eq!(
@@ -73,7 +93,7 @@ fn unknown_key_in_a_core_section_and_unknown_section() {
     assert_eq!(
         error(&text),
         "mirror.toml:1:2: sourcez: unknown section `sourcez`, expected one of: sources, \
-         transforms, sinks, tables, engine, state, plugins\n  |\n1 | [sourcez.x]\n  |  ^^^^^^^"
+         transforms, sinks, tables, engine, state, plugins, api\n  |\n1 | [sourcez.x]\n  |  ^^^^^^^"
     );
 }
 

@@ -69,6 +69,17 @@ pub fn check(path: &Path) -> Code {
         println!("  {}", route.join(" -> "));
     }
 
+    if config.api.enabled {
+        let token = if config.api.token.is_some() {
+            " (token required but for /health and /ready)"
+        } else {
+            ""
+        };
+        println!("\napi: http://{}/{token}", config.api.address);
+    } else {
+        println!("\napi: disabled ([api] enabled = false; --api-address serves it anyway)");
+    }
+
     match resolve_checkpoint_store(&config) {
         Ok(store) => println!("\ncheckpoints: {}", store.location()),
         Err(e) => {

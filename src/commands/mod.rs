@@ -17,9 +17,12 @@ use crate::exit::Code;
 /// Runs one subcommand to its exit code.
 pub async fn dispatch(command: Command) -> Code {
     match command {
-        Command::Run { config } => run::run(&config).await,
+        Command::Run {
+            config,
+            api_address,
+        } => run::run(&config, api_address).await,
         Command::Check { config } => check::check(&config),
-        Command::Status { config } => status::status(&config).await,
+        Command::Status { config, format } => status::status(&config, format).await,
         Command::Init(args) => init::init(&args),
         Command::Fabric { command } => fabric::fabric(command).await,
         Command::Demo {
@@ -27,12 +30,14 @@ pub async fn dispatch(command: Command) -> Code {
             duration,
             docs,
             changes_per_sec,
+            api_address,
         } => {
             crate::demo::demo(crate::demo::DemoArgs {
                 landing_zone,
                 duration: duration.map(std::time::Duration::from_secs),
                 docs,
                 changes_per_sec,
+                api_address,
             })
             .await
         }

@@ -1,23 +1,55 @@
-//! `mirror run`: run the configured routes, stopping cleanly on SIGINT/SIGTERM.
+//! `mirror run`: run the configured routes, stopping cleanly on SIGINT/SIGTERM, with the HTTP API
+//! (probes, metrics, status) served meanwhile.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use mirror_core::engine::{Engine, EngineError};
+use mirror_core::telemetry::Telemetry;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::load_config;
+use crate::api::ApiServer;
 use crate::exit::Code;
 
-pub async fn run(path: &Path) -> Code {
+pub async fn run(path: &Path, api_address: Option<SocketAddr>) -> Code {
     let config = match load_config(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
     info!(config = %config.file, version = mirror_core::VERSION, "starting");
-    let engine = Engine::new(config);
+    let telemetry = Telemetry::new();
+    let settings = config.api.clone();
+    let engine = Engine::new(config).with_telemetry(telemetry.clone());
+    // Serving starts before anything connects, so that probes see "not ready" rather than
+    // nothing while sources and sinks come up.
+    let api = if settings.enabled || api_address.is_some() {
+        let address = api_address.unwrap_or(settings.address);
+        match ApiServer::start(&settings, address, telemetry) {
+            Ok(server) => Some(server),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Code::Startup;
+            }
+        }
+    } else {
+        None
+    };
+    let linger = settings.linger_on_failure;
     spawn_signal_handler(engine.shutdown_token());
-    match engine.run().await {
+    let outcome = engine.run().await;
+    if outcome.is_err() && api.is_some() && !linger.is_zero() {
+        info!(
+            ?linger,
+            "route failed; the API keeps answering (/health: 503) before exiting"
+        );
+        tokio::time::sleep(linger).await;
+    }
+    if let Some(api) = api {
+        api.stop();
+    }
+    match outcome {
         Ok(report) => {
             info!("{report}");
             Code::Ok

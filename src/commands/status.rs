@@ -1,6 +1,7 @@
 //! `mirror status`: each source's and table's committed position, from the checkpoint store, and
 //! for sinks whose destination reports on its tables (the onelake sink with `fabric`), what
-//! Fabric applied and how far behind the Delta table is.
+//! Fabric applied and how far behind the Delta table is. `--format json` prints the JSON of
+//! `GET /api/status` instead, from the checkpoint store.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use mirror_core::destination::{destination_lag, DestinationReport, Lag};
 use mirror_core::engine::resolve_checkpoint_store;
 
 use super::load_config;
+use crate::cli::StatusFormat;
 use crate::exit::Code;
 
 fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
@@ -18,7 +20,7 @@ fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
     humantime::format_duration(Duration::from_secs(secs)).to_string()
 }
 
-pub async fn status(path: &Path) -> Code {
+pub async fn status(path: &Path, format: StatusFormat) -> Code {
     let config = match load_config(path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -30,6 +32,24 @@ pub async fn status(path: &Path) -> Code {
             return Code::Usage;
         }
     };
+    if format == StatusFormat::Json {
+        return match mirror_core::telemetry::report::from_checkpoints(&config, &*store).await {
+            Ok(report) => match serde_json::to_string_pretty(&report) {
+                Ok(json) => {
+                    println!("{json}");
+                    Code::Ok
+                }
+                Err(e) => {
+                    eprintln!("error: cannot encode the status: {e}");
+                    Code::Failed
+                }
+            },
+            Err(e) => {
+                eprintln!("error: {e}");
+                Code::Startup
+            }
+        };
+    }
     println!("checkpoints: {}", store.location());
     let now = Utc::now();
     let mut failed = false;

@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mirror_core::config::ConfigLoader;
+use mirror_core::config::{ApiSettings, ConfigLoader};
 use mirror_core::engine::Engine;
+use mirror_core::telemetry::Telemetry;
 use mongo_sim::{MongoSim, SimOptions};
 use onelake_sim::{LocalDir, Replicator, TableStatus};
 
@@ -29,6 +30,8 @@ pub struct DemoArgs {
     pub docs: u64,
     /// Live changes per second.
     pub changes_per_sec: u32,
+    /// Where the status page is served.
+    pub api_address: std::net::SocketAddr,
 }
 
 /// Runs the demo.
@@ -44,6 +47,10 @@ pub async fn demo(args: DemoArgs) -> Code {
 
 async fn run(args: DemoArgs) -> Result<Code, String> {
     prepare_landing_zone(&args.landing_zone)?;
+    let telemetry = Telemetry::new();
+    let api =
+        crate::api::ApiServer::start(&ApiSettings::default(), args.api_address, telemetry.clone())
+            .map_err(|e| e.to_string())?;
     let sim = MongoSim::start(SimOptions::default())
         .await
         .map_err(|e| format!("cannot start the embedded MongoDB simulator: {e}"))?;
@@ -55,6 +62,7 @@ async fn run(args: DemoArgs) -> Result<Code, String> {
         sim.uri()
     );
     println!("mirroring into {}", args.landing_zone.display());
+    println!("status page: {} (also /metrics, /api/status)", api.url());
 
     let text = format!(
         r#"
@@ -79,7 +87,7 @@ flatten_depth = 1
     let config = ConfigLoader::default()
         .parse(&text, "demo")
         .map_err(|e| e.to_string())?;
-    let engine = Engine::new(config);
+    let engine = Engine::new(config).with_telemetry(telemetry.clone());
     let stop = engine.shutdown_token();
     let running = tokio::spawn(engine.run());
 
@@ -190,6 +198,7 @@ flatten_depth = 1
         }
     }
     sim.shutdown().await;
+    api.stop();
     println!(
         "\nThe landing zone, its Parquet files and mirror's checkpoints are in {}.",
         args.landing_zone.display()

@@ -1,4 +1,5 @@
-//! Initial-sync progress: bars with documents, MB/s and ETA on a terminal, log lines otherwise.
+//! Initial-sync progress: bars with documents, MB/s and ETA on a terminal, log lines otherwise,
+//! and the table's telemetry (documents copied and estimated, phase) for `/metrics` and the API.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -6,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mirror_core::telemetry::{SourceTableTelemetry, TablePhase};
 use tracing::info;
 
 /// How often progress is logged when there are no bars.
@@ -38,7 +40,9 @@ impl Progress {
     }
 
     /// A table whose copy starts (or resumes) with `done` of about `total` documents.
-    pub fn add(&self, table: &str, total: u64, done: u64) {
+    pub fn add(&self, tel: &SourceTableTelemetry, total: u64, done: u64) {
+        tel.start_initial_sync(done, total);
+        let table = &tel.id().to_string();
         let bar = self.bars.as_ref().map(|m| {
             let bar = m.add(ProgressBar::new(total.max(done)));
             bar.set_style(
@@ -67,7 +71,9 @@ impl Progress {
     }
 
     /// `docs` more documents (`bytes` of BSON) copied.
-    pub fn advance(&self, table: &str, docs: u64, bytes: u64) {
+    pub fn advance(&self, tel: &SourceTableTelemetry, docs: u64, bytes: u64) {
+        tel.add_copied(docs);
+        let table = &tel.id().to_string();
         let mut tables = self.lock();
         let Some(p) = tables.get_mut(table) else {
             return;
@@ -108,8 +114,9 @@ impl Progress {
     }
 
     /// The table's copy is complete.
-    pub fn finish(&self, table: &str) {
-        if let Some(p) = self.lock().remove(table) {
+    pub fn finish(&self, tel: &SourceTableTelemetry) {
+        tel.set_phase(TablePhase::Streaming);
+        if let Some(p) = self.lock().remove(&tel.id().to_string()) {
             if let Some(bar) = p.bar {
                 bar.finish_with_message("done");
             }

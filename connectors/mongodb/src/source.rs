@@ -10,6 +10,7 @@ use mirror_core::component::{
     BuildError, Source, SourceConfig, SourceContext, SourceItem, SourceSystem,
 };
 use mirror_core::model::{Checkpoint, CheckpointState, Partition};
+use mirror_core::telemetry::{Position, SourceTelemetry, StateFacts, TablePhase};
 use mirror_core::ComponentError;
 use mongodb::options::ClientOptions;
 use mongodb::Client;
@@ -83,6 +84,7 @@ impl SourceConfig for MongoSourceConfig {
             shutdown: shutdown.clone(),
             progress: Progress::new(self.progress),
             targets: Targets::default(),
+            telemetry: cx.telemetry.clone(),
         };
         for db in &dbs {
             let start = match saved.databases.get(db) {
@@ -95,6 +97,7 @@ impl SourceConfig for MongoSourceConfig {
             tokio::spawn(spawner.watch_new_databases(dbs.iter().cloned().collect()));
         }
         Ok(Box::new(MongoSource {
+            telemetry: cx.telemetry.clone(),
             system,
             rx,
             state: saved,
@@ -112,6 +115,32 @@ impl SourceConfig for MongoSourceConfig {
             self.databases,
             self.collections
         )
+    }
+
+    fn state_facts(&self, state: &CheckpointState) -> StateFacts {
+        if let Ok(t) = TableState::load(state) {
+            return StateFacts {
+                phase: Some(match t.phase {
+                    Phase::InitialSync => TablePhase::InitialSync,
+                    Phase::Streaming => TablePhase::Streaming,
+                }),
+                initial_sync: Some((t.copied, t.estimated)),
+                events: Some(t.events),
+                stream: t.source.split_once('.').map(|(db, _)| db.to_owned()),
+                positions: Vec::new(),
+            };
+        }
+        match SourceState::load(state) {
+            Ok(s) => StateFacts {
+                positions: s
+                    .databases
+                    .iter()
+                    .filter_map(|(db, p)| Some((db.clone(), position(p)?)))
+                    .collect(),
+                ..StateFacts::default()
+            },
+            Err(_) => StateFacts::default(),
+        }
     }
 
     fn describe_state(&self, state: &CheckpointState) -> String {
@@ -169,6 +198,15 @@ impl SourceConfig for MongoSourceConfig {
     }
 }
 
+/// A committed stream position for the telemetry: the cluster time in the token.
+fn position(p: &StreamPosition) -> Option<Position> {
+    let seconds = p.seconds()?;
+    Some(Position {
+        time: std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(seconds)),
+        text: format!("cluster time {}", p.cluster_time),
+    })
+}
+
 fn lag(p: &StreamPosition) -> String {
     match p.seconds() {
         Some(s) => {
@@ -191,6 +229,7 @@ struct Spawner {
     shutdown: CancellationToken,
     progress: Progress,
     targets: Targets,
+    telemetry: Arc<SourceTelemetry>,
 }
 
 impl Spawner {
@@ -211,6 +250,7 @@ impl Spawner {
             shutdown: self.shutdown.clone(),
             progress: self.progress.clone(),
             targets: self.targets.clone(),
+            telemetry: self.telemetry.clone(),
         }));
         true
     }
@@ -312,6 +352,8 @@ fn without_uri(message: &str, config: &MongoSourceConfig) -> String {
 
 /// The running source.
 struct MongoSource {
+    /// Where stream positions are staged with the items that reach them.
+    telemetry: Arc<SourceTelemetry>,
     /// The server's version and deployment, as found when connecting.
     system: SourceSystem,
     rx: mpsc::Receiver<Result<DbOutput, ComponentError>>,
@@ -381,7 +423,14 @@ impl Source for MongoSource {
             self.release_barriers();
         }
         if let Some(position) = output.position {
+            if let Some(p) = self::position(&position) {
+                self.telemetry.stage_position(&output.db, p);
+            }
             self.state.databases.insert(output.db, position);
+        }
+        if output.marker {
+            // Nothing to store: the position goes into the next real checkpoint.
+            return Ok(Some(SourceItem::Checkpoint(Checkpoint::none())));
         }
         let source = CheckpointState::from_json(&self.state).map_err(ComponentError::permanent)?;
         Ok(Some(match output.item {

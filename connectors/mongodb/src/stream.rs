@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use bson::RawDocumentBuf;
-use mirror_core::ComponentError;
+use mirror_core::telemetry::{RetryReason, SourceTelemetry};
+use mirror_core::{ComponentError, ErrorKind};
 use mongodb::change_stream::ChangeStream;
 use mongodb::Client;
 use tokio::sync::mpsc;
@@ -57,7 +58,8 @@ pub enum StartAt {
     StartAfter(String),
 }
 
-/// Reads `db`'s change stream until `shutdown` or a permanent failure.
+/// Reads `db`'s change stream until `shutdown` or a permanent failure. Whether the server can
+/// be reached is reported to `telemetry` as the stream fails and reopens (readiness).
 pub async fn run(
     client: Client,
     db: String,
@@ -65,19 +67,25 @@ pub async fn run(
     mut start: StartAt,
     tx: mpsc::Sender<StreamMsg>,
     shutdown: CancellationToken,
+    telemetry: std::sync::Arc<SourceTelemetry>,
 ) {
     let mut backoff = Duration::from_millis(100);
+    let mut failed = false;
     loop {
         let opened = open(&client, &db, &config, &start).await;
         let mut stream = match opened {
             Ok(s) => s,
             Err(e) => {
-                if !handle_error(e, &db, &tx, &shutdown, &mut backoff).await {
+                failed = true;
+                if !handle_error(e, &db, &tx, &shutdown, &mut backoff, &telemetry).await {
                     return;
                 }
                 continue;
             }
         };
+        if std::mem::take(&mut failed) {
+            telemetry.set_reachable();
+        }
         debug!(db = %db, ?start, "change stream open");
         if let Some(pos) = stream
             .resume_token()
@@ -146,7 +154,8 @@ pub async fn run(
                     }
                 }
                 Err(e) => {
-                    if !handle_error(e, &db, &tx, &shutdown, &mut backoff).await {
+                    failed = true;
+                    if !handle_error(e, &db, &tx, &shutdown, &mut backoff, &telemetry).await {
                         return;
                     }
                     break;
@@ -187,6 +196,7 @@ async fn handle_error(
     tx: &mpsc::Sender<StreamMsg>,
     shutdown: &CancellationToken,
     backoff: &mut Duration,
+    telemetry: &SourceTelemetry,
 ) -> bool {
     if code(&e) == Some(HISTORY_LOST) {
         let _ = tx.send(StreamMsg::HistoryLost(e.to_string())).await;
@@ -219,6 +229,15 @@ async fn handle_error(
         return false;
     }
     warn!(db = %db, error = %e, retry_in = ?backoff, "change stream interrupted; reopening");
+    let message = format!("the change stream of `{db}`: {e}");
+    telemetry.set_unreachable(message.clone());
+    telemetry.stats.error(ErrorKind::Transient, &message);
+    telemetry.stats.retry(match *e.kind {
+        mongodb::error::ErrorKind::Io(_)
+        | mongodb::error::ErrorKind::ConnectionPoolCleared { .. }
+        | mongodb::error::ErrorKind::ServerSelection { .. } => RetryReason::Network,
+        _ => RetryReason::Transient,
+    });
     tokio::select! {
         _ = shutdown.cancelled() => return false,
         _ = tokio::time::sleep(*backoff) => {}

@@ -30,6 +30,7 @@ use crate::config::TableSettings;
 use crate::engine::Ack;
 use crate::error::ComponentError;
 use crate::model::{ChangeBatch, Checkpoint};
+use crate::telemetry::{SinkTelemetry, SourceTelemetry, StateFacts, Telemetry};
 
 pub use registry::{
     sink_types, source_types, transform_types, SinkRegistration, SourceRegistration,
@@ -184,14 +185,20 @@ pub struct SourceContext {
     /// goes on (a barrier), e.g. a table's new column types before the first file holding them.
     /// `None` outside the engine, where nothing commits: a source then does not wait.
     pub committed: Option<tokio::sync::watch::Receiver<u64>>,
+    /// Where the source reports what only it knows: its tables' phases and initial-sync
+    /// progress, change events received, the stream positions its items reach, and whether its
+    /// server is reachable (see [`crate::telemetry`]).
+    pub telemetry: Arc<SourceTelemetry>,
 }
 
 impl SourceContext {
     /// A context for a source used outside the engine (tests, embedding): nothing is ever reported
     /// committed.
     pub fn standalone(name: impl Into<String>, resume: ResumeState) -> Self {
+        let name = name.into();
         Self {
-            name: name.into(),
+            telemetry: Telemetry::new().source(&name, ""),
+            name,
             resume,
             tables: Arc::default(),
             shutdown: CancellationToken::new(),
@@ -216,6 +223,22 @@ pub struct SinkContext {
     pub sources: Vec<SourceDescriptor>,
     /// Cancelled when the engine shuts down.
     pub shutdown: CancellationToken,
+    /// Where the sink reports what it published, how long that took, and its leases (see
+    /// [`crate::telemetry`]).
+    pub telemetry: Arc<SinkTelemetry>,
+}
+
+impl SinkContext {
+    /// A context for a sink used outside the engine (tests, embedding), fed by no known source.
+    pub fn standalone(name: impl Into<String>) -> Self {
+        let name = name.into();
+        Self {
+            telemetry: Telemetry::new().sink(&name, ""),
+            name,
+            sources: Vec::new(),
+            shutdown: CancellationToken::new(),
+        }
+    }
 }
 
 /// A source's configuration, which builds the source.
@@ -245,6 +268,13 @@ pub trait SourceConfig: fmt::Debug + Send + Sync {
     ) -> Option<chrono::DateTime<chrono::Utc>> {
         let _ = (resume, table);
         None
+    }
+
+    /// What a partition's state says in structured form (phase, progress, positions), for
+    /// `mirror status --format json`. The default says nothing.
+    fn state_facts(&self, state: &crate::model::CheckpointState) -> StateFacts {
+        let _ = state;
+        StateFacts::default()
     }
 }
 

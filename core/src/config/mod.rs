@@ -163,6 +163,43 @@ pub struct StateSettings {
 /// The local directory used when no sink keeps state and `[state] path` is unset.
 pub const DEFAULT_STATE_DIR: &str = "mirror-state";
 
+/// The HTTP API (`/health`, `/ready`, `/metrics`, `/api/status`, the status page): `[api]`.
+///
+/// The core only holds the settings; the binary serves the API.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    /// Serve the API while `mirror run` runs (default true).
+    pub enabled: bool,
+    /// Where to listen, `127.0.0.1:8686` by default (`0.0.0.0:8080` in a container).
+    pub address: std::net::SocketAddr,
+    /// When set, every endpoint but `/health` and `/ready` requires
+    /// `Authorization: Bearer <token>`.
+    pub token: Option<Secret>,
+    /// `/health` fails once items have waited this long without any commit (wedged).
+    #[serde(with = "humantime_serde")]
+    pub stalled_after: Duration,
+    /// After a route failed, keep serving (`/health` answering 503) this long before exiting,
+    /// so that probes and the next scrape see the failure.
+    #[serde(with = "humantime_serde")]
+    pub linger_on_failure: Duration,
+}
+
+/// The API's default address.
+pub const DEFAULT_API_ADDRESS: &str = "127.0.0.1:8686";
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            address: std::net::SocketAddr::from(([127, 0, 0, 1], 8686)),
+            token: None,
+            stalled_after: crate::telemetry::DEFAULT_STALLED_AFTER,
+            linger_on_failure: Duration::ZERO,
+        }
+    }
+}
+
 /// Runtime plugins: `[plugins]`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -229,6 +266,8 @@ pub struct MirrorConfig {
     pub state: StateSettings,
     /// `[plugins]`.
     pub plugins: PluginSettings,
+    /// `[api]`.
+    pub api: ApiSettings,
 }
 
 /// Loads plugins named in `[plugins]` before components are parsed, so their types are known.
@@ -349,6 +388,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "engine",
     "state",
     "plugins",
+    "api",
 ];
 
 impl<'t> Parser<'t> {
@@ -409,6 +449,18 @@ impl<'t> Parser<'t> {
         let engine: EngineSettings = self.typed(sections.remove("engine"), "engine")?;
         let state: StateSettings = self.typed(sections.remove("state"), "state")?;
         let plugins: PluginSettings = self.typed(sections.remove("plugins"), "plugins")?;
+        let token_span = sections.get("api").and_then(|api| match api.get_ref() {
+            DeValue::Table(t) => t.get("token").map(|v| v.span()),
+            _ => None,
+        });
+        let api: ApiSettings = self.typed(sections.remove("api"), "api")?;
+        if api.token.as_ref().is_some_and(|t| t.is_empty()) {
+            return Err(self.error(
+                token_span.unwrap_or(0..0),
+                "api.token",
+                "is empty (an unset variable?); remove the key to serve the API without a token",
+            ));
+        }
         if let Some(loader) = plugin_loader {
             loader(&plugins).map_err(|message| ConfigError::Plugin {
                 file: self.file.to_owned(),
@@ -500,6 +552,7 @@ impl<'t> Parser<'t> {
             engine,
             state,
             plugins,
+            api,
         };
         self.validate_graph(&config, &names, &transform_inputs, &sink_inputs)?;
         Ok(config)

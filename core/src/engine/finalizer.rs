@@ -17,7 +17,8 @@ use super::retry::Backoff;
 use super::{EngineError, Failures};
 use crate::checkpoint::CheckpointStore;
 use crate::config::RetrySettings;
-use crate::model::Checkpoint;
+use crate::model::{Checkpoint, Partition};
+use crate::telemetry::{RetryReason, SourceTelemetry};
 
 /// What the finalizer hears about.
 pub(crate) enum FinalizerMsg {
@@ -46,6 +47,8 @@ pub(crate) struct FinalizerStats {
 
 pub(crate) struct Finalizer {
     pub source: String,
+    /// Where commits are reported (lag and stalls are measured from them).
+    pub telemetry: Arc<SourceTelemetry>,
     pub store: Arc<dyn CheckpointStore>,
     pub retry: RetrySettings,
     pub shutdown: CancellationToken,
@@ -102,6 +105,13 @@ impl Finalizer {
                 .committed_items
                 .fetch_add(advanced, Ordering::Relaxed);
             if let Some(seq) = last_seq {
+                self.telemetry.committed(
+                    seq,
+                    merged.entries().filter_map(|(p, _)| match p {
+                        Partition::Table(id) => Some(id),
+                        Partition::Source => None,
+                    }),
+                );
                 self.committed.send_replace(seq);
             }
         }
@@ -139,6 +149,10 @@ impl Finalizer {
                 }
                 Err(err) => match backoff.next_delay() {
                     Some(delay) if !self.shutdown.is_cancelled() => {
+                        self.telemetry
+                            .stats
+                            .error(crate::ErrorKind::Transient, &err.to_string());
+                        self.telemetry.stats.retry(RetryReason::Transient);
                         warn!(source = %self.source, error = %err, retry_in = ?delay, "checkpoint commit failed; retrying");
                         tokio::time::sleep(delay).await;
                     }

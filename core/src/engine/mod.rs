@@ -36,6 +36,7 @@ use crate::component::{
 use crate::config::{MirrorConfig, RetrySettings};
 use crate::error::ComponentError;
 use crate::model::ChangeBatch;
+use crate::telemetry::{EngineState, SinkTelemetry, SourceTelemetry, Telemetry};
 
 pub use ack::Ack;
 use finalizer::{Finalizer, FinalizerMsg, FinalizerStats};
@@ -122,11 +123,16 @@ pub enum EngineError {
 pub(crate) struct Failures {
     errors: Arc<Mutex<Vec<EngineError>>>,
     stop: CancellationToken,
+    telemetry: Telemetry,
 }
 
 impl Failures {
     pub fn report(&self, err: EngineError) {
         error!("{err}");
+        // A batch dropped while stopping is the consequence of the stop, not a failure.
+        if !(matches!(err, EngineError::Undelivered { .. }) && self.stop.is_cancelled()) {
+            self.telemetry.fail(&err.to_string());
+        }
         self.errors
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -203,10 +209,11 @@ impl fmt::Display for RunReport {
     }
 }
 
-/// A batch in flight with its acknowledgement.
+/// A batch in flight with its acknowledgement and the source it comes from.
 struct Envelope {
     batch: ChangeBatch,
     ack: Ack,
+    origin: Arc<str>,
 }
 
 /// Where a node sends its batches.
@@ -216,7 +223,13 @@ struct Outputs {
 
 impl Outputs {
     /// Sends to every consumer; false if a consumer is gone or `stop` fired while waiting.
-    async fn send(&self, batch: ChangeBatch, ack: Ack, stop: Option<&CancellationToken>) -> bool {
+    async fn send(
+        &self,
+        batch: ChangeBatch,
+        ack: Ack,
+        origin: &Arc<str>,
+        stop: Option<&CancellationToken>,
+    ) -> bool {
         // Fork every ack before the first send so the batch cannot count as delivered early.
         let mut acks: Vec<Ack> = (1..self.senders.len()).map(|_| ack.fork()).collect();
         acks.push(ack);
@@ -224,6 +237,7 @@ impl Outputs {
             let envelope = Envelope {
                 batch: batch.clone(),
                 ack,
+                origin: origin.clone(),
             };
             let sent = match stop {
                 Some(stop) => tokio::select! {
@@ -264,6 +278,7 @@ pub struct Engine {
     config: MirrorConfig,
     store: Option<Arc<dyn CheckpointStore>>,
     shutdown: CancellationToken,
+    telemetry: Telemetry,
 }
 
 impl Engine {
@@ -273,7 +288,30 @@ impl Engine {
             config,
             store: None,
             shutdown: CancellationToken::new(),
+            telemetry: Telemetry::new(),
         }
+    }
+
+    /// Reports into `telemetry` (shared with whoever serves it) instead of facts of its own.
+    /// The configured components are declared at once, so readiness names them from the start.
+    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self.declare_components();
+        self
+    }
+
+    fn declare_components(&self) {
+        for spec in &self.config.sources {
+            self.telemetry.source(&spec.name, &spec.type_name);
+        }
+        for spec in &self.config.sinks {
+            self.telemetry.sink(&spec.name, &spec.type_name);
+        }
+    }
+
+    /// What this engine reports about its run.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
     }
 
     /// Uses `store` for checkpoints instead of `[state]`.
@@ -298,6 +336,19 @@ impl Engine {
 
     /// Builds every component and runs until all sources finish, a component fails, or shutdown.
     pub async fn run(self) -> Result<RunReport, EngineError> {
+        let telemetry = self.telemetry.clone();
+        telemetry.set_state(EngineState::Starting);
+        self.declare_components();
+        let result = self.run_graph().await;
+        match &result {
+            Ok(_) => telemetry.set_state(EngineState::Stopped),
+            Err(e) => telemetry.fail(&e.to_string()),
+        }
+        result
+    }
+
+    async fn run_graph(self) -> Result<RunReport, EngineError> {
+        let telemetry = self.telemetry.clone();
         let store = self.checkpoint_store()?;
         info!(location = %store.location(), "checkpoint store");
         let config = self.config;
@@ -305,6 +356,7 @@ impl Engine {
         let failures = Failures {
             errors: Arc::default(),
             stop: stop.clone(),
+            telemetry: telemetry.clone(),
         };
         let capacity = config.engine.channel_capacity.max(1);
         let retry = config.engine.retry.clone();
@@ -355,6 +407,7 @@ impl Engine {
             } else {
                 info!(source = %spec.name, partitions = resume.entries().count(), "resuming from checkpoint");
             }
+            let source_telemetry = telemetry.source(&spec.name, &spec.type_name);
             let source = spec
                 .config
                 .build(SourceContext {
@@ -363,8 +416,15 @@ impl Engine {
                     tables: tables.clone(),
                     shutdown: stop.clone(),
                     committed: Some(committed_rx),
+                    telemetry: source_telemetry.clone(),
                 })
-                .await?;
+                .await
+                .inspect_err(|e| {
+                    source_telemetry
+                        .stats
+                        .error(crate::ErrorKind::Permanent, &e.to_string())
+                })?;
+            source_telemetry.set_built();
             built_sources.push((spec.name.clone(), source));
         }
         // Which sources reach which sink, and what they reported, for the sinks' context.
@@ -403,14 +463,22 @@ impl Engine {
         }
         let mut built_sinks: Vec<(String, Box<dyn Sink>)> = Vec::new();
         for spec in &config.sinks {
+            let sink_telemetry = telemetry.sink(&spec.name, &spec.type_name);
             let sink = spec
                 .config
                 .build(SinkContext {
                     name: spec.name.clone(),
                     sources: sink_sources.remove(&spec.name).unwrap_or_default(),
                     shutdown: stop.clone(),
+                    telemetry: sink_telemetry.clone(),
                 })
-                .await?;
+                .await
+                .inspect_err(|e| {
+                    sink_telemetry
+                        .stats
+                        .error(crate::ErrorKind::Permanent, &e.to_string())
+                })?;
+            sink_telemetry.set_opened();
             built_sinks.push((spec.name.clone(), sink));
         }
 
@@ -422,7 +490,9 @@ impl Engine {
             let (fin_tx, fin_rx) = mpsc::unbounded_channel();
             let stats = Arc::new(FinalizerStats::default());
             finalizer_stats.insert(name.clone(), stats.clone());
+            let source_telemetry = telemetry.source(&name, "");
             let finalizer = Finalizer {
+                telemetry: source_telemetry.clone(),
                 source: name.clone(),
                 store: store.clone(),
                 retry: retry.clone(),
@@ -449,6 +519,7 @@ impl Engine {
                 retry.clone(),
                 failures.clone(),
                 counters,
+                source_telemetry,
             );
             let handle = tasks.spawn(task);
             task_names.insert(handle.id(), ("source", name));
@@ -479,10 +550,12 @@ impl Engine {
                 retry.clone(),
                 failures.clone(),
                 counters,
+                telemetry.sink(&name, ""),
             ));
             task_names.insert(handle.id(), ("sink", name));
         }
         drop(outputs);
+        telemetry.set_state(EngineState::Running);
 
         let timeout = config.engine.shutdown_timeout;
         let mut timed_out = false;
@@ -506,6 +579,7 @@ impl Engine {
                 tokio::select! {
                     j = tasks.join_next_with_id() => j,
                     _ = stop.cancelled() => {
+                        telemetry.set_state(EngineState::Stopping);
                         info!(?timeout, "stopping: draining in-flight batches and committing checkpoints");
                         continue;
                     }
@@ -603,7 +677,9 @@ async fn run_source(
     retry: RetrySettings,
     failures: Failures,
     counters: Arc<Counters>,
+    telemetry: Arc<SourceTelemetry>,
 ) {
+    let origin: Arc<str> = Arc::from(name.as_str());
     let mut seq = 0u64;
     loop {
         let mut backoff = Backoff::new(&retry);
@@ -618,6 +694,12 @@ async fn run_source(
                 Some(Ok(item)) => break Some(item),
                 Some(Err(e)) if e.is_transient() => match backoff.next_delay() {
                     Some(delay) => {
+                        telemetry
+                            .stats
+                            .error(crate::ErrorKind::Transient, &e.chain());
+                        telemetry
+                            .stats
+                            .retry(crate::telemetry::RetryReason::Transient);
                         warn!(source = %name, error = %e.chain(), retry_in = ?delay, "transient error; retrying");
                         tokio::select! {
                             _ = tokio::time::sleep(delay) => {}
@@ -625,6 +707,9 @@ async fn run_source(
                         }
                     }
                     None => {
+                        telemetry
+                            .stats
+                            .error(crate::ErrorKind::Permanent, &e.chain());
                         failures.report(EngineError::GaveUp {
                             kind: "source",
                             component: name.clone(),
@@ -635,6 +720,9 @@ async fn run_source(
                     }
                 },
                 Some(Err(e)) => {
+                    telemetry
+                        .stats
+                        .error(crate::ErrorKind::Permanent, &e.chain());
                     failures.report(EngineError::Component {
                         kind: "source",
                         component: name.clone(),
@@ -653,6 +741,7 @@ async fn run_source(
             None => break,
         };
         seq += 1;
+        telemetry.emitted(seq);
         match item {
             SourceItem::Checkpoint(checkpoint) => {
                 let _ = finalizer.send(FinalizerMsg::Emitted {
@@ -672,7 +761,7 @@ async fn run_source(
                     delivered: false,
                 });
                 let ack = Ack::new(seq, finalizer.clone());
-                if !outputs.send(batch, ack, Some(&stop)).await {
+                if !outputs.send(batch, ack, &origin, Some(&stop)).await {
                     break;
                 }
             }
@@ -695,7 +784,7 @@ async fn run_transform(
     outputs: Outputs,
     failures: Failures,
 ) {
-    while let Some(Envelope { batch, ack }) = inbox.recv().await {
+    while let Some(Envelope { batch, ack, origin }) = inbox.recv().await {
         // A truncation has no rows to transform; it must reach the sinks as it is.
         let result = if batch.truncates() {
             Ok(batch)
@@ -704,7 +793,7 @@ async fn run_transform(
         };
         match result {
             Ok(batch) => {
-                if !outputs.send(batch, ack, None).await {
+                if !outputs.send(batch, ack, &origin, None).await {
                     break;
                 }
             }
@@ -727,12 +816,19 @@ async fn run_sink(
     retry: RetrySettings,
     failures: Failures,
     counters: Arc<Counters>,
+    telemetry: Arc<SinkTelemetry>,
 ) {
+    // Tables whose source is known to the telemetry (so sink-side facts name their source).
+    let mut linked = std::collections::HashSet::new();
     loop {
         let deadline = sink.flush_deadline();
         let result = tokio::select! {
             msg = inbox.recv() => match msg {
-                Some(Envelope { batch, ack }) => {
+                Some(Envelope { batch, ack, origin }) => {
+                    if !linked.contains(&batch.table().id) {
+                        telemetry.table(&batch.table().id).set_source(&origin);
+                        linked.insert(batch.table().id.clone());
+                    }
                     counters.batches.fetch_add(1, Ordering::Relaxed);
                     counters.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                     sink.write(batch, ack).await
@@ -741,12 +837,12 @@ async fn run_sink(
             },
             _ = sleep_until(deadline), if deadline.is_some() => sink.on_deadline().await,
         };
-        if !settle(&name, &mut *sink, result, &retry, &failures).await {
+        if !settle(&name, &mut *sink, result, &retry, &failures, &telemetry).await {
             return;
         }
     }
     let result = sink.close().await;
-    settle(&name, &mut *sink, result, &retry, &failures).await;
+    settle(&name, &mut *sink, result, &retry, &failures, &telemetry).await;
     debug!(sink = %name, "sink task done");
 }
 
@@ -764,6 +860,7 @@ async fn settle(
     mut result: Result<(), ComponentError>,
     retry: &RetrySettings,
     failures: &Failures,
+    telemetry: &SinkTelemetry,
 ) -> bool {
     let mut backoff = Backoff::new(retry);
     loop {
@@ -771,11 +868,20 @@ async fn settle(
             Ok(()) => return true,
             Err(e) if e.is_transient() => match backoff.next_delay() {
                 Some(delay) => {
+                    telemetry
+                        .stats
+                        .error(crate::ErrorKind::Transient, &e.chain());
+                    telemetry
+                        .stats
+                        .retry(crate::telemetry::RetryReason::Transient);
                     warn!(sink = %name, error = %e.chain(), retry_in = ?delay, "transient error; retrying");
                     tokio::time::sleep(delay).await;
                     result = sink.flush().await;
                 }
                 None => {
+                    telemetry
+                        .stats
+                        .error(crate::ErrorKind::Permanent, &e.chain());
                     failures.report(EngineError::GaveUp {
                         kind: "sink",
                         component: name.to_owned(),
@@ -786,6 +892,9 @@ async fn settle(
                 }
             },
             Err(error) => {
+                telemetry
+                    .stats
+                    .error(crate::ErrorKind::Permanent, &error.chain());
                 failures.report(EngineError::Component {
                     kind: "sink",
                     component: name.to_owned(),

@@ -31,6 +31,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mirror_core::checkpoint::CheckpointStore;
 use mirror_core::component::{BuildError, Sink, SinkConfig, SinkContext};
+use mirror_core::telemetry::SinkTelemetry;
 use serde::Deserialize;
 
 use crate::auth::AuthConfig;
@@ -41,7 +42,7 @@ use crate::location::{open_store, parse_location, Location};
 use crate::metadata::{MetadataOptions, PartnerInfo};
 use crate::publish::PublishMode;
 use crate::sink::OneLakeSink;
-use crate::store::remote::{HttpRetry, RemoteOptions};
+use crate::store::remote::{HttpRetry, RemoteOptions, RetryObserver};
 use crate::store::LandingStore;
 use crate::takeover::{Takeover, TakeoverPolicy};
 use crate::writer::{LandingZoneWriter, WriterOptions};
@@ -150,6 +151,10 @@ pub struct OneLakeSinkConfig {
     store: OnceLock<Arc<dyn LandingStore>>,
     #[serde(skip)]
     fabric_target: OnceLock<Arc<FabricTarget>>,
+    /// The sink's telemetry once built; the store (made earlier, for the checkpoint store too)
+    /// reports its HTTP retries into it.
+    #[serde(skip)]
+    telemetry: Arc<OnceLock<Arc<SinkTelemetry>>>,
 }
 
 mirror_core::register_sink!(
@@ -187,6 +192,7 @@ impl OneLakeSinkConfig {
             fabric: None,
             store: OnceLock::new(),
             fabric_target: OnceLock::new(),
+            telemetry: Arc::default(),
         }
     }
 
@@ -257,6 +263,15 @@ impl OneLakeSinkConfig {
                 ..HttpRetry::default()
             },
             token_source: None,
+            on_retry: Some(RetryObserver::new({
+                let telemetry = self.telemetry.clone();
+                move |reason, what| {
+                    if let Some(t) = telemetry.get() {
+                        t.stats.retry(reason);
+                        t.stats.error(mirror_core::ErrorKind::Transient, what);
+                    }
+                }
+            })),
         };
         let store =
             open_store(&self.landing_zone, &self.auth, &remote).map_err(|e| e.to_string())?;
@@ -336,6 +351,7 @@ impl OneLakeSinkConfig {
 #[async_trait]
 impl SinkConfig for OneLakeSinkConfig {
     async fn build(&self, cx: SinkContext) -> Result<Box<dyn Sink>, BuildError> {
+        let _ = self.telemetry.set(cx.telemetry.clone());
         let store = self.store().map_err(|m| BuildError::new(&cx.name, m))?;
         let mut options = self.writer_options(&cx.name, &cx.sources);
         options.takeover.fabric = self
@@ -343,7 +359,8 @@ impl SinkConfig for OneLakeSinkConfig {
             .map_err(|m| BuildError::new(&cx.name, m))?;
         let writer = LandingZoneWriter::open(store, options)
             .await
-            .map_err(|e| BuildError::new(&cx.name, e))?;
+            .map_err(|e| BuildError::new(&cx.name, e))?
+            .with_telemetry(cx.telemetry);
         Ok(Box::new(OneLakeSink::new(writer)))
     }
 

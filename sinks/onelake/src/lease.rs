@@ -222,6 +222,18 @@ impl Lease {
         me: &Holder,
         ttl: Duration,
     ) -> Result<Lease, LeaseError> {
+        Self::acquire_observed(store, folder, me, ttl, || {}).await
+    }
+
+    /// [`Lease::acquire`], calling `on_wait` when it waits for another writer's lease to
+    /// expire (the sink is not ready meanwhile).
+    pub async fn acquire_observed(
+        store: &dyn LandingStore,
+        folder: &str,
+        me: &Holder,
+        ttl: Duration,
+        on_wait: impl Fn(),
+    ) -> Result<Lease, LeaseError> {
         let path = join(&[folder, LEASE_FILE]);
         let store_err = |source| LeaseError::Store {
             folder: folder.to_owned(),
@@ -262,6 +274,7 @@ impl Lease {
                             "the table's lease is held by a writer of the same name on this host; \
                              waiting for it to expire"
                         );
+                        on_wait();
                         tokio::time::sleep(wait).await;
                         continue;
                     } else {

@@ -31,6 +31,7 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use bytes::Bytes;
 use mirror_core::engine::Ack;
+use mirror_core::telemetry::{LeaseState, SinkTableTelemetry, SinkTelemetry, Telemetry};
 use mirror_core::{ChangeBatch, Checkpoint, RowOp, Table, TableId};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tokio::time::Instant;
@@ -129,6 +130,8 @@ struct Ctx {
     stats: WriterStats,
     /// One permit per file being encoded, shared by all tables.
     encoders: Arc<tokio::sync::Semaphore>,
+    /// Where publishes and leases are reported.
+    telemetry: Arc<SinkTelemetry>,
 }
 
 /// One buffered piece of a batch.
@@ -139,10 +142,23 @@ struct Piece {
     ack: Option<Ack>,
 }
 
+/// Rows of a file by operation, for the telemetry.
+type OpCounts = Vec<(RowOp, u64)>;
+
+fn count_ops(counts: &mut OpCounts, ops: &[RowOp]) {
+    for op in ops {
+        match counts.iter_mut().find(|(o, _)| o == op) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((*op, 1)),
+        }
+    }
+}
+
 /// An encoded file waiting for its number.
 struct Encoded {
     bytes: Bytes,
     rows: usize,
+    ops: OpCounts,
     markers: bool,
     acks: Vec<Ack>,
 }
@@ -154,6 +170,7 @@ type EncodeTask = tokio::task::JoinHandle<Result<(Bytes, Duration), SinkError>>;
 struct Encoding {
     task: EncodeTask,
     rows: usize,
+    ops: OpCounts,
     markers: bool,
     acks: Vec<Ack>,
 }
@@ -171,6 +188,7 @@ struct InFlight {
     seq: u64,
     bytes: Bytes,
     rows: usize,
+    ops: OpCounts,
     markers: bool,
     acks: Vec<Ack>,
     temp: String,
@@ -217,6 +235,7 @@ struct TableWriter {
     /// Rows in the table's files through the last one cut ([`crate::datafile`]); `None` when the
     /// files before this writer do not say.
     rows_through: Option<u64>,
+    tel: Arc<SinkTableTelemetry>,
 }
 
 /// Writes change batches into an Open Mirroring landing zone.
@@ -273,6 +292,7 @@ impl LandingZoneWriter {
         let holder = Holder::new(&options.name);
         crate::truncate::recover(&store, &holder, options.lease_ttl, &options.metadata).await?;
         let encoders = Arc::new(tokio::sync::Semaphore::new(options.encode_concurrency));
+        let telemetry = Telemetry::new().sink(&options.name, "onelake");
         Ok(Self {
             ctx: Ctx {
                 store,
@@ -280,6 +300,7 @@ impl LandingZoneWriter {
                 holder,
                 stats: WriterStats::default(),
                 encoders,
+                telemetry,
             },
             tables: BTreeMap::new(),
             folders: BTreeMap::new(),
@@ -296,6 +317,12 @@ impl LandingZoneWriter {
             &Default::default(),
         )?;
         Self::open(store, options).await
+    }
+
+    /// Reports publishes and leases into `telemetry` (the engine's, for a sink it runs).
+    pub fn with_telemetry(mut self, telemetry: Arc<SinkTelemetry>) -> Self {
+        self.ctx.telemetry = telemetry;
+        self
     }
 
     /// The store written to.
@@ -428,6 +455,7 @@ impl LandingZoneWriter {
         for table in self.tables.values_mut() {
             if let Some(lease) = table.lease.take() {
                 lease.release(&*self.ctx.store).await;
+                table.tel.set_lease(LeaseState::NotHeld);
             }
         }
         Ok(())
@@ -502,6 +530,8 @@ impl LandingZoneWriter {
         writer.publish_ready(&mut self.ctx, Cut::All, true).await?;
         // The lease file goes with the folder; a new one is taken in the rebuilt folder.
         writer.lease = None;
+        let tel = writer.tel.clone();
+        tel.set_lease(LeaseState::NotHeld);
         let (options, holder) = (&self.ctx.options, &self.ctx.holder);
         let lease = crate::truncate::truncate_folder(&*store, &folder, table, || async {
             let lease = match options.lease_ttl {
@@ -512,7 +542,10 @@ impl LandingZoneWriter {
             Ok::<_, SinkError>(lease)
         })
         .await?;
-        let mut fresh = open_table_state(&*store, &folder, table, options).await?;
+        let mut fresh = open_table_state(&*store, &folder, table, options, tel.clone()).await?;
+        if lease.is_some() {
+            tel.set_lease(LeaseState::Held);
+        }
         fresh.lease = lease;
         self.tables.insert(table.id.clone(), fresh);
         Ok(())
@@ -534,11 +567,25 @@ impl LandingZoneWriter {
         // Before the lease: a foreign folder may be deleted, lease file and all.
         let table_name = table.id.to_string();
         crate::takeover::prepare(&*store, &folder, &table_name, &self.ctx.options.takeover).await?;
+        let tel = self.ctx.telemetry.table(&table.id);
         let lease = match self.ctx.options.lease_ttl {
-            Some(ttl) => Some(Lease::acquire(&*store, &folder, &self.ctx.holder, ttl).await?),
+            Some(ttl) => {
+                // Acquiring may wait for another writer's lease to expire: not ready meanwhile.
+                let acquired =
+                    Lease::acquire_observed(&*store, &folder, &self.ctx.holder, ttl, || {
+                        tel.set_lease(LeaseState::Waiting)
+                    })
+                    .await;
+                tel.set_lease(if acquired.is_ok() {
+                    LeaseState::Held
+                } else {
+                    LeaseState::NotHeld
+                });
+                Some(acquired?)
+            }
             None => None,
         };
-        match open_table_state(&*store, &folder, &table, &self.ctx.options).await {
+        match open_table_state(&*store, &folder, &table, &self.ctx.options, tel.clone()).await {
             Ok(mut writer) => {
                 writer.lease = lease;
                 info!(
@@ -552,6 +599,7 @@ impl LandingZoneWriter {
             Err(e) => {
                 if let Some(lease) = lease {
                     lease.release(&*store).await;
+                    tel.set_lease(LeaseState::NotHeld);
                 }
                 Err(e)
             }
@@ -597,6 +645,7 @@ async fn open_table_state(
     folder: &str,
     table: &Arc<Table>,
     options: &WriterOptions,
+    tel: Arc<SinkTableTelemetry>,
 ) -> Result<TableWriter, SinkError> {
     let state_path = join(&[folder, TABLE_STATE_FILE]);
     let state = match store.get(&state_path).await? {
@@ -721,6 +770,7 @@ async fn open_table_state(
         encoding: VecDeque::new(),
         lease: None,
         rows_through,
+        tel,
     })
 }
 
@@ -864,6 +914,7 @@ impl TableWriter {
             let file = Encoded {
                 bytes,
                 rows: job.rows,
+                ops: std::mem::take(&mut job.ops),
                 markers: job.markers,
                 acks: std::mem::take(&mut job.acks),
             };
@@ -882,6 +933,7 @@ impl TableWriter {
         let options = &ctx.options;
         let mut parts = Vec::new();
         let mut acks = Vec::new();
+        let mut ops = OpCounts::new();
         let (mut rows, mut bytes) = (0usize, 0usize);
         while let Some(piece) = self.buffer.front() {
             let fits = rows + piece.rows.num_rows() <= options.max_file_rows
@@ -897,6 +949,7 @@ impl TableWriter {
             self.buffered_rows -= piece.rows.num_rows();
             self.buffered_bytes -= piece.bytes;
             acks.extend(piece.ack);
+            count_ops(&mut ops, &piece.ops);
             parts.push((piece.rows, piece.ops));
         }
         self.oldest = if self.buffer.is_empty() {
@@ -943,6 +996,7 @@ impl TableWriter {
         Encoding {
             task,
             rows,
+            ops,
             markers: !marker_free,
             acks,
         }
@@ -956,6 +1010,7 @@ impl TableWriter {
             seq,
             bytes: file.bytes,
             rows: file.rows,
+            ops: file.ops,
             markers: file.markers,
             acks: file.acks,
             temp: join(&[
@@ -1049,9 +1104,12 @@ impl TableWriter {
         ctx.stats.files += 1;
         ctx.stats.rows += file.rows as u64;
         ctx.stats.bytes += file.bytes.len() as u64;
+        let took = file.started.elapsed();
         if ctx.stats.publish_latencies.len() < 100_000 {
-            ctx.stats.publish_latencies.push(file.started.elapsed());
+            ctx.stats.publish_latencies.push(took);
         }
+        self.tel
+            .published(file.seq, &file.ops, file.bytes.len() as u64, took);
         self.next_seq = file.seq + 1;
         for ack in std::mem::take(&mut file.acks) {
             ack.acknowledge();

@@ -7,6 +7,7 @@
 
 use bson::RawDocumentBuf;
 use mirror_core::model::{ChangeBatch, RowOp};
+use mirror_core::telemetry::EventKind;
 use mirror_core::{ComponentError, SourceItem};
 use tracing::{debug, info, warn};
 
@@ -73,6 +74,12 @@ impl Worker {
                         .map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
                     self.window.push_back((time, idx, self.key_buf.clone()));
                 }
+                let kind = match op {
+                    "insert" => EventKind::Insert,
+                    "update" => EventKind::Update,
+                    "replace" => EventKind::Replace,
+                    _ => EventKind::Delete,
+                };
                 let row = match op {
                     "delete" => Pending::Delete(event),
                     _ => match event.get_document("fullDocument") {
@@ -86,6 +93,7 @@ impl Worker {
                     },
                 };
                 let rt = &mut self.tables[idx];
+                rt.tel.add_events(kind, 1);
                 if rt.pending.is_empty() {
                     self.flush_order.push(idx);
                 }

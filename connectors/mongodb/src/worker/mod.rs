@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use bson::RawDocumentBuf;
 use mirror_core::config::TableSettings;
 use mirror_core::model::{Checkpoint, TableId};
+use mirror_core::telemetry::SourceTelemetry;
 use mirror_core::{ComponentError, SourceItem};
 use mongodb::options::{ReadPreference, SelectionCriteria};
 use mongodb::{Client, Collection};
@@ -53,7 +54,13 @@ pub struct DbOutput {
     pub position: Option<StreamPosition>,
     /// Fired once this item is committed; the worker waits for it (see [`Worker::send_barrier`]).
     pub barrier: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Only a position for the telemetry (see [`Worker::send_marker`]): nothing to write to
+    /// the checkpoint store.
+    pub marker: bool,
 }
+
+/// How often an idle stream's position is passed on for the lag, without a checkpoint write.
+const MARKER_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Target tables already taken, across databases: two collections must not feed one table.
 pub type Targets = Arc<Mutex<HashMap<TableId, String>>>;
@@ -80,6 +87,8 @@ pub struct WorkerSetup {
     pub progress: Progress,
     /// Targets in use.
     pub targets: Targets,
+    /// The source's telemetry.
+    pub telemetry: Arc<SourceTelemetry>,
 }
 
 /// Runs a database until shutdown or an error it cannot get past (which it sends to `out`).
@@ -121,6 +130,7 @@ struct Worker {
     shutdown: CancellationToken,
     progress: Progress,
     targets: Targets,
+    telemetry: Arc<SourceTelemetry>,
     start: StartAt,
     saved: Vec<TableState>,
 
@@ -146,6 +156,7 @@ struct Worker {
     pending_rows: usize,
     flush_order: Vec<usize>,
     last_checkpoint: Instant,
+    last_marker: Instant,
     discover_now: bool,
     key_buf: String,
     stashed: VecDeque<StreamMsg>,
@@ -166,6 +177,7 @@ impl Worker {
             shutdown: s.shutdown,
             progress: s.progress,
             targets: s.targets,
+            telemetry: s.telemetry,
             start: s.start,
             saved: s.saved,
             tables: Vec::new(),
@@ -186,6 +198,7 @@ impl Worker {
             pending_rows: 0,
             flush_order: Vec::new(),
             last_checkpoint: Instant::now(),
+            last_marker: Instant::now(),
             discover_now: false,
             key_buf: String::new(),
             stashed: VecDeque::new(),
@@ -241,6 +254,8 @@ impl Worker {
                     self.release_chunks().await?;
                     if self.pending_rows == 0 && self.last_checkpoint.elapsed() >= self.config.idle_checkpoint_interval {
                         self.send_checkpoint().await?;
+                    } else if self.last_marker.elapsed() >= MARKER_EVERY.min(self.config.idle_checkpoint_interval) {
+                        self.send_marker().await?;
                     }
                 }
                 msg = self.chunk_rx.recv(), if self.pending_chunks.len() < max_pending => {
@@ -279,6 +294,7 @@ impl Worker {
             start,
             tx,
             self.shutdown.child_token(),
+            self.telemetry.clone(),
         ));
         self.stream_task = Some(task);
         // Readers may start only once the stream has a position: the copy's watermarks are
@@ -336,6 +352,28 @@ impl Worker {
             .map(|(time, token)| StreamPosition::new(token.clone(), *time))
     }
 
+    /// Passes the stream's position on as an item without a checkpoint of its own: once the
+    /// engine has committed every item before it, every change up to that position is durable,
+    /// so the replication lag can be measured from it while the stream is idle, between the
+    /// (less frequent) idle checkpoints that write to the store.
+    async fn send_marker(&mut self) -> Result<(), ComponentError> {
+        let Some(position) = self.position() else {
+            return Ok(());
+        };
+        self.last_marker = Instant::now();
+        let output = DbOutput {
+            db: self.db.clone(),
+            item: SourceItem::Checkpoint(Checkpoint::none()),
+            position: Some(position),
+            barrier: None,
+            marker: true,
+        };
+        tokio::select! {
+            r = self.out.send(Ok(output)) => r.map_err(|_| ComponentError::permanent(SourceError("the source was closed".into()))),
+            _ = self.shutdown.cancelled() => Ok(()),
+        }
+    }
+
     async fn send_checkpoint(&mut self) -> Result<(), ComponentError> {
         let Some(position) = self.position() else {
             return Ok(());
@@ -373,11 +411,13 @@ impl Worker {
         barrier: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(), ComponentError> {
         self.last_checkpoint = Instant::now();
+        self.last_marker = self.last_checkpoint;
         let output = DbOutput {
             db: self.db.clone(),
             item,
             position,
             barrier,
+            marker: false,
         };
         tokio::select! {
             r = self.out.send(Ok(output)) => r.map_err(|_| ComponentError::permanent(SourceError("the source was closed".into()))),

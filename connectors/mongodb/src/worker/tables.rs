@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bson::{Bson, RawDocumentBuf};
 use mirror_core::mapping::{SampleMethod, TableMapping, TableSchemaState, KEY_COLUMN};
 use mirror_core::model::{ChangeBatch, Checkpoint, CheckpointState, RowOp, Table};
+use mirror_core::telemetry::{SourceTableTelemetry, TablePhase};
 use mirror_core::ComponentError;
 use mongodb::Collection;
 use tracing::info;
@@ -40,6 +41,8 @@ pub(super) struct TableRt {
     /// Copies of `converter` for converting pages ahead (see
     /// [`Ahead`](super::watermark::Ahead)), kept warm between pages.
     pub(super) spare: Vec<BsonConverter>,
+    /// What the table reports (phase, progress, events).
+    pub(super) tel: Arc<SourceTableTelemetry>,
 }
 
 impl Worker {
@@ -59,6 +62,13 @@ impl Worker {
             }
         }
         Ok(Arc::new(Table::new(id, [KEY_COLUMN])))
+    }
+
+    /// The table's telemetry, following this database's stream.
+    fn table_telemetry(&self, table: &Table) -> Arc<SourceTableTelemetry> {
+        let tel = self.telemetry.table(&table.id);
+        tel.set_stream(&self.db);
+        tel
     }
 
     pub(super) async fn restore_table(&mut self, state: TableState) -> Result<(), ComponentError> {
@@ -81,6 +91,7 @@ impl Worker {
             .map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
         let idx = self.tables.len();
         let ranges_left = state.ranges.iter().filter(|r| !r.done).count();
+        let tel = self.table_telemetry(&table);
         let mut rt = TableRt {
             coll: coll.clone(),
             table,
@@ -90,13 +101,14 @@ impl Worker {
             pending: Vec::new(),
             ranges_left,
             spare: Vec::new(),
+            tel,
         };
+        if rt.state.phase == Phase::Streaming {
+            rt.tel.set_phase(TablePhase::Streaming);
+        }
         if rt.state.phase == Phase::InitialSync {
-            self.progress.add(
-                &rt.table.id.to_string(),
-                rt.state.estimated,
-                rt.state.copied,
-            );
+            self.progress
+                .add(&rt.tel, rt.state.estimated, rt.state.copied);
             for (r, range) in rt.state.ranges.iter().enumerate() {
                 if !range.done {
                     self.jobs.push_back((range_job(idx, r, range)?, rt.epoch));
@@ -147,7 +159,9 @@ impl Worker {
                 .map_err(|e| ComponentError::permanent(SourceError(format!("{source}: {e}"))))?;
         }
         let idx = self.tables.len();
+        let tel = self.table_telemetry(&table);
         let mut rt = TableRt {
+            tel,
             coll: coll.to_owned(),
             table,
             state: TableState {
@@ -238,7 +252,7 @@ impl Worker {
         rt.state.estimated = estimated;
         rt.state.copied = 0;
         rt.ranges_left = rt.state.ranges.len();
-        self.progress.add(&rt.table.id.to_string(), estimated, 0);
+        self.progress.add(&rt.tel, estimated, 0);
         for (r, range) in rt.state.ranges.iter().enumerate() {
             self.jobs.push_back((range_job(idx, r, range)?, rt.epoch));
         }
@@ -249,7 +263,7 @@ impl Worker {
 pub(super) fn finish_sync(rt: &mut TableRt, progress: &Progress) {
     rt.state.phase = Phase::Streaming;
     rt.state.ranges.clear();
-    progress.finish(&rt.table.id.to_string());
+    progress.finish(&rt.tel);
     info!(table = %rt.table.id, copied = rt.state.copied, "initial sync complete; streaming changes");
 }
 

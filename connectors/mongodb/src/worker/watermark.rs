@@ -223,8 +223,7 @@ impl Worker {
             }
         }
         let bytes: usize = chunk.docs.iter().map(|d| d.as_bytes().len()).sum();
-        self.progress
-            .advance(&rt.table.id.to_string(), copied, bytes as u64);
+        self.progress.advance(&rt.tel, copied, bytes as u64);
         if skipped > 0 {
             debug!(table = %rt.table.id, skipped, "page documents superseded by change events");
         }

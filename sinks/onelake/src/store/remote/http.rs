@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use mirror_core::telemetry::RetryReason;
 use object_store::client::{
     HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest, HttpResponse, HttpService,
     ReqwestConnector,
@@ -41,10 +42,37 @@ impl Default for HttpRetry {
     }
 }
 
+/// Told of every retry the HTTP layer makes, with its reason (the sink counts them).
+#[derive(Clone)]
+pub struct RetryObserver(std::sync::Arc<RetryFn>);
+
+type RetryFn = dyn Fn(RetryReason, &str) + Send + Sync;
+
+impl RetryObserver {
+    /// An observer calling `f` with the reason and what failed (method, path, status or error;
+    /// no query string, so no SAS signature).
+    pub fn new(f: impl Fn(RetryReason, &str) + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+
+    fn notify(observer: &Option<Self>, reason: RetryReason, what: impl FnOnce() -> String) {
+        if let Some(o) = observer {
+            (o.0)(reason, &what());
+        }
+    }
+}
+
+impl std::fmt::Debug for RetryObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RetryObserver")
+    }
+}
+
 /// Builds reqwest clients wrapped in [`RetryingService`].
 #[derive(Debug)]
 pub struct RetryingConnector {
     pub(crate) retry: HttpRetry,
+    pub(crate) observer: Option<RetryObserver>,
 }
 
 impl HttpConnector for RetryingConnector {
@@ -53,6 +81,7 @@ impl HttpConnector for RetryingConnector {
         Ok(HttpClient::new(RetryingService {
             inner,
             retry: self.retry.clone(),
+            observer: self.observer.clone(),
         }))
     }
 }
@@ -62,6 +91,7 @@ impl HttpConnector for RetryingConnector {
 pub struct RetryingService {
     inner: HttpClient,
     retry: HttpRetry,
+    observer: Option<RetryObserver>,
 }
 
 /// The delay a response asks for in `Retry-After` (or `x-ms-retry-after-ms`).
@@ -132,6 +162,18 @@ impl HttpService for RetryingService {
                         method = %parts.method, path = %parts.uri.path(), status, retry_in = ?delay,
                         "storage request throttled or failed; retrying"
                     );
+                    let reason = match status {
+                        429 => RetryReason::Throttled,
+                        408 => RetryReason::Timeout,
+                        _ => RetryReason::Unavailable,
+                    };
+                    RetryObserver::notify(&self.observer, reason, || {
+                        format!(
+                            "storage request {} {} answered {status}; retried",
+                            parts.method,
+                            parts.uri.path()
+                        )
+                    });
                     tokio::time::sleep(delay).await;
                 }
                 Err(e) => {
@@ -150,6 +192,17 @@ impl HttpService for RetryingService {
                         method = %parts.method, path = %parts.uri.path(), error = %e, retry_in = ?delay,
                         "storage request failed; retrying"
                     );
+                    let reason = match e.kind() {
+                        HttpErrorKind::Timeout => RetryReason::Timeout,
+                        _ => RetryReason::Network,
+                    };
+                    RetryObserver::notify(&self.observer, reason, || {
+                        format!(
+                            "storage request {} {} failed: {e}; retried",
+                            parts.method,
+                            parts.uri.path()
+                        )
+                    });
                     tokio::time::sleep(delay).await;
                 }
             }

@@ -30,7 +30,7 @@ use object_store::{
 };
 
 pub use self::credential::{Invalidate, TokenSource, TokenSourceProvider, STORAGE_SCOPE};
-pub use self::http::{retry_after, HttpRetry};
+pub use self::http::{retry_after, HttpRetry, RetryObserver};
 use super::{LandingStore, Listing, Object, ObjectInfo, PutMode, StoreError, StoreErrorKind};
 use crate::auth::AuthConfig;
 use crate::error::SinkError;
@@ -55,6 +55,8 @@ pub struct RemoteOptions {
     pub retry: HttpRetry,
     /// A token source to use instead of `auth` (library users, tests).
     pub token_source: Option<Arc<dyn TokenSource>>,
+    /// Told of every retry of the HTTP layer (the sink's telemetry counts them).
+    pub on_retry: Option<RetryObserver>,
 }
 
 impl Default for RemoteOptions {
@@ -65,6 +67,7 @@ impl Default for RemoteOptions {
             request_timeout: Duration::from_secs(60),
             retry: HttpRetry::default(),
             token_source: None,
+            on_retry: None,
         }
     }
 }
@@ -117,6 +120,7 @@ impl RemoteStore {
             })
             .with_http_connector(http::RetryingConnector {
                 retry: options.retry.clone(),
+                observer: options.on_retry.clone(),
             });
         if location.onelake {
             builder = builder.with_use_fabric_endpoint(true);
@@ -155,6 +159,7 @@ impl RemoteStore {
         let credentials = blob.credentials().clone();
         let http = http::RetryingConnector {
             retry: options.retry.clone(),
+            observer: options.on_retry.clone(),
         };
         let http = object_store::client::HttpConnector::connect(&http, &client_options)
             .map_err(|e| SinkError::Config(format!("landing zone: {e}")))?;
