@@ -14,7 +14,7 @@ use mirror_core::telemetry::{
 };
 use mirror_core::ErrorKind;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -81,36 +81,34 @@ impl<T> Family<T> {
     }
 }
 
-fn gauges(encoder: &mut DescriptorEncoder, family: Family<f64>) -> Result<(), std::fmt::Error> {
+/// Encodes one family of constant samples (none: nothing, not even its description).
+fn encode_family<T>(
+    encoder: &mut DescriptorEncoder,
+    family: Family<T>,
+    kind: MetricType,
+    sample: impl Fn(&T, MetricEncoder) -> Result<(), std::fmt::Error>,
+) -> Result<(), std::fmt::Error> {
     if family.samples.is_empty() {
         return Ok(());
     }
-    let mut metric = encoder.encode_descriptor(
-        family.name,
-        family.help,
-        family.unit.as_ref(),
-        MetricType::Gauge,
-    )?;
+    let mut metric =
+        encoder.encode_descriptor(family.name, family.help, family.unit.as_ref(), kind)?;
     for (labels, value) in &family.samples {
-        ConstGauge::new(*value).encode(metric.encode_family(labels)?)?;
+        sample(value, metric.encode_family(labels)?)?;
     }
     Ok(())
 }
 
+fn gauges(encoder: &mut DescriptorEncoder, family: Family<f64>) -> Result<(), std::fmt::Error> {
+    encode_family(encoder, family, MetricType::Gauge, |v, m| {
+        ConstGauge::new(*v).encode(m)
+    })
+}
+
 fn counters(encoder: &mut DescriptorEncoder, family: Family<u64>) -> Result<(), std::fmt::Error> {
-    if family.samples.is_empty() {
-        return Ok(());
-    }
-    let mut metric = encoder.encode_descriptor(
-        family.name,
-        family.help,
-        family.unit.as_ref(),
-        MetricType::Counter,
-    )?;
-    for (labels, value) in &family.samples {
-        ConstCounter::new(*value).encode(metric.encode_family(labels)?)?;
-    }
-    Ok(())
+    encode_family(encoder, family, MetricType::Counter, |v, m| {
+        ConstCounter::new(*v).encode(m)
+    })
 }
 
 fn seconds_since_unix_ms(ms: u64, now: SystemTime) -> f64 {
@@ -428,15 +426,17 @@ fn process_metrics(
         f.add(vec![], value);
         f
     };
-    let mut cpu = Family::new(
-        "process_cpu",
-        "Total user and system CPU time spent.",
-        Some(Unit::Seconds),
-    );
-    cpu.add(vec![], p.cpu_seconds);
-    let mut metric =
-        enc.encode_descriptor(cpu.name, cpu.help, cpu.unit.as_ref(), MetricType::Counter)?;
-    ConstCounter::new(p.cpu_seconds).encode(metric.encode_family(&Labels::new())?)?;
+    encode_family(
+        enc,
+        one(
+            "process_cpu",
+            "Total user and system CPU time spent.",
+            Some(Unit::Seconds),
+            p.cpu_seconds,
+        ),
+        MetricType::Counter,
+        |v, m| ConstCounter::new(*v).encode(m),
+    )?;
     gauges(
         enc,
         one(
