@@ -2,6 +2,8 @@
 //! the Fabric REST simulator, the OneLake simulator (sharing one storage, so Fabric's table status
 //! is computed from what `mirror` really published) and the MongoDB simulator.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -576,4 +578,146 @@ async fn a_python_app_table_is_refused_then_reset_and_mirrored_afresh() {
             "{pickle} is gone"
         );
     }
+}
+
+/// While `mirror run` runs, Fabric's side is served with the rest: `/api/status` and `/metrics`
+/// (read by the Prometheus project's parser) show what Fabric applied of each table and the
+/// Delta table's own lag, and the status page shows both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_mirror_serves_what_fabric_applied_and_the_delta_lag() {
+    let Some(python) = support::python() else {
+        return;
+    };
+    let w = world().await;
+    w.mongo.seed("shop", "orders", docs(300)).unwrap();
+    let config = w.config(r#"["orders"]"#, "schema");
+    edit(&config, |doc| {
+        doc["sinks"]["fabric"]["fabric"]["status_interval"] = toml_edit::value("1s");
+    });
+    let item = w.create(&config, "shop").await;
+    let envs: Vec<(String, String)> = {
+        let cmd = w.mirror();
+        cmd.get_envs()
+            .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
+            // `support::Mirror` reads the API's address from the info log.
+            .filter(|(k, _)| k != "RUST_LOG")
+            .collect()
+    };
+    let dir = w.dir.path().to_owned();
+    let mirror = tokio::task::spawn_blocking(move || {
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        support::Mirror::start(&config, &dir, &["--api-address", "127.0.0.1:0"], &envs)
+    })
+    .await
+    .unwrap();
+    let table = "shop.schema/orders";
+    let started = Instant::now();
+    while w
+        .fabric
+        .tables(&item)
+        .get(table)
+        .map(|t| t.processed_rows())
+        != Some(300)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{}",
+            mirror.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (mirror, status, metrics, page) = tokio::task::spawn_blocking(move || {
+        // The next check after Fabric caught up reports it, with a known lag.
+        let status = support::wait_for(
+            "Fabric's applied rows in /api/status",
+            Duration::from_secs(30),
+            || {
+                let status = mirror.get("/api/status").json();
+                let t = status["tables"]
+                    .as_array()?
+                    .iter()
+                    .find(|t| t["table"] == table)?
+                    .clone();
+                (t["destination"]["applied_rows"] == 300
+                    && t["destination"]["lag_seconds"].is_number())
+                .then_some(status)
+            },
+        );
+        let reply = mirror.get("/metrics");
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let metrics = support::Metrics::parse(&python, &reply.body, "text");
+        let page = mirror.get("/");
+        (mirror, status, metrics, page)
+    })
+    .await
+    .unwrap();
+
+    let t = status["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == table)
+        .unwrap();
+    let d = &t["destination"];
+    assert_eq!(d["state"], "Replicating", "{d}");
+    assert_eq!(d["written_rows"], 300, "{d}");
+    assert_eq!(d["failed"], false, "{d}");
+    let lag = d["lag_seconds"].as_f64().unwrap();
+    assert!((0.0..30.0).contains(&lag), "Delta lag {lag} s: {d}");
+    let sink = status["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "fabric")
+        .unwrap();
+    assert_eq!(sink["destination"]["state"], "Running", "{sink}");
+    assert!(sink["destination"]["error"].is_null(), "{sink}");
+    assert!(
+        sink["destination"]["destination"]
+            .as_str()
+            .is_some_and(|s| s.contains("shop")),
+        "{sink}"
+    );
+
+    let labels = [("sink", "fabric"), ("table", table)];
+    assert_eq!(
+        metrics.value("mirror_destination_applied_rows", &labels),
+        Some(300.0)
+    );
+    assert_eq!(
+        metrics.value("mirror_destination_written_rows", &labels),
+        Some(300.0)
+    );
+    assert_eq!(
+        metrics.value("mirror_destination_table_failed", &labels),
+        Some(0.0)
+    );
+    let metric_lag = metrics
+        .value("mirror_destination_lag_seconds", &labels)
+        .expect("the Delta lag is known once Fabric applied every row");
+    assert!((0.0..60.0).contains(&metric_lag), "{metric_lag}");
+    assert_eq!(
+        metrics.value("mirror_destination_up", &[("sink", "fabric")]),
+        Some(1.0)
+    );
+
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<dt>in Fabric</dt>"), "{}", page.body);
+    assert!(
+        page.body.contains("Replicating, 300 rows applied"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("<dt>Fabric lag</dt>"), "{}", page.body);
+    assert!(!page.body.contains(SECRET), "no secret on the page");
+    assert!(
+        !status.to_string().contains(SECRET),
+        "no secret in the JSON"
+    );
+
+    let code = tokio::task::spawn_blocking(move || mirror.stop())
+        .await
+        .unwrap();
+    assert!(code.success(), "{code}");
 }

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mirror_core::destination::Lag;
 use mirror_core::telemetry::report::ROW_OPS;
 use mirror_core::telemetry::{
     EngineState, EventKind, LeaseState, RetryReason, TablePhase, Telemetry, PUBLISH_BUCKETS,
@@ -339,8 +340,49 @@ impl Collector for TelemetryCollector {
             "1 while this process holds the table's single-writer lease.",
             None,
         );
+        let mut destination_up = Family::new(
+            "mirror_destination_up",
+            "1 when the sink's destination (Fabric) answered its last status request.",
+            None,
+        );
+        let mut destination_checked = Family::new(
+            "mirror_destination_last_check_timestamp",
+            "When the sink's destination was last asked for its status (Unix time).",
+            Some(Unit::Seconds),
+        );
+        let mut applied = Family::new(
+            "mirror_destination_applied_rows",
+            "Rows the destination reports as applied to the table (Fabric: processed rows).",
+            None,
+        );
+        let mut written = Family::new(
+            "mirror_destination_written_rows",
+            "Rows the landing zone held for the table when the destination was asked.",
+            None,
+        );
+        let mut destination_lag = Family::new(
+            "mirror_destination_lag",
+            "Now minus the source time up to which the destination table holds every change (absent while unknown).",
+            Some(Unit::Seconds),
+        );
+        let mut destination_failed = Family::new(
+            "mirror_destination_table_failed",
+            "1 when the destination stopped applying the table.",
+            None,
+        );
         let mut latencies = Vec::new();
         for sink in t.sinks() {
+            let destination = sink.destination();
+            if let Some(d) = &destination {
+                let k = vec![("sink", sink.name().to_owned())];
+                destination_up.add(k.clone(), flag(d.outcome.is_ok()));
+                destination_checked.add(
+                    k,
+                    d.checked_at
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0.0, |t| t.as_secs_f64()),
+                );
+            }
             let k = || vec![("sink", sink.name().to_owned())];
             open.add(k(), flag(sink.is_opened()));
             for reason in RetryReason::ALL {
@@ -377,6 +419,19 @@ impl Collector for TelemetryCollector {
                 }
                 lease.add(l(), flag(table.lease() == LeaseState::Held));
                 latencies.push((l(), table.publish_latency().snapshot()));
+                if let Some((d, lag)) = destination.as_ref().and_then(|d| d.table(table.id(), now))
+                {
+                    if let Some(n) = d.applied_rows {
+                        applied.add(l(), n as f64);
+                    }
+                    if let Some(n) = d.written_rows {
+                        written.add(l(), n as f64);
+                    }
+                    if let Lag::Known { lag, .. } = lag {
+                        destination_lag.add(l(), lag.as_secs_f64());
+                    }
+                    destination_failed.add(l(), flag(d.failed));
+                }
             }
         }
         gauges(enc, open)?;
@@ -388,6 +443,12 @@ impl Collector for TelemetryCollector {
         gauges(enc, last_file)?;
         gauges(enc, last_at)?;
         gauges(enc, lease)?;
+        gauges(enc, destination_up)?;
+        gauges(enc, destination_checked)?;
+        gauges(enc, applied)?;
+        gauges(enc, written)?;
+        gauges(enc, destination_lag)?;
+        gauges(enc, destination_failed)?;
         if !latencies.is_empty() {
             let mut metric = enc.encode_descriptor(
                 "mirror_publish_duration",

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use mirror_core::telemetry::report::{ErrorReport, TableReport};
+use mirror_core::telemetry::report::{DestinationTableReport, ErrorReport, TableReport};
 use mirror_core::telemetry::StatusReport;
 
 use super::history::{key, History, Point, WINDOW_SECS};
@@ -177,6 +177,19 @@ pub fn render(report: &StatusReport, history: &History) -> String {
             let total: u64 = retries.values().sum();
             let _ = write!(html, "<dl><dt>retries</dt><dd>{}</dd></dl>", count(total));
         }
+        if let Some(d) = &k.destination {
+            let _ = write!(
+                html,
+                "<dl class=\"destination\"><dt>destination</dt><dd>{}</dd><dt>its state</dt><dd>{}</dd>\
+                 <dt>asked</dt><dd>{} ago</dd></dl>",
+                esc(d.destination.as_deref().unwrap_or("?")),
+                esc(d.state.as_deref().unwrap_or("unknown")),
+                duration(d.checked_seconds_ago),
+            );
+            if let Some(e) = &d.error {
+                let _ = write!(html, "<div class=\"error\">destination: {}</div>", esc(e));
+            }
+        }
         last_error(&mut html, k.last_error.as_ref());
         html.push_str("</section>");
     }
@@ -303,10 +316,54 @@ fn table_card(html: &mut String, t: &TableReport, points: &[Point]) {
     if let Some(p) = &t.position {
         let _ = write!(html, "<dt>position</dt><dd>{}</dd>", esc(&p.text));
     }
+    if let Some(d) = &t.destination {
+        destination_facts(html, d);
+    }
     html.push_str("</dl>");
     chart(html, points);
     last_error(html, t.last_error.as_ref());
     html.push_str("</section>");
+}
+
+/// What the destination (Fabric) applied of a table, and its own lag.
+fn destination_facts(html: &mut String, d: &DestinationTableReport) {
+    let mut applied = d.state.clone().unwrap_or_else(|| "listed".into());
+    if let Some(n) = d.applied_rows {
+        let _ = write!(applied, ", {} rows applied", count(n));
+        if let Some(w) = d.written_rows.filter(|w| *w != n) {
+            let _ = write!(applied, " of {}", count(w));
+        }
+    }
+    let _ = write!(
+        html,
+        "<dt>in Fabric</dt><dd class=\"destination{}\">{}</dd>",
+        if d.failed { " bad" } else { "" },
+        esc(&applied)
+    );
+    match (d.lag_seconds, &d.lag_unknown) {
+        (Some(lag), _) => {
+            let _ = write!(
+                html,
+                "<dt>Fabric lag</dt><dd class=\"destination-lag\">{}</dd>",
+                duration(lag)
+            );
+        }
+        (None, Some(why)) => {
+            let _ = write!(
+                html,
+                "<dt>Fabric lag</dt><dd class=\"destination-lag muted\" title=\"{}\">unknown</dd>",
+                esc(why)
+            );
+        }
+        (None, None) => {}
+    }
+    if let Some(e) = &d.error {
+        let _ = write!(
+            html,
+            "<dt>Fabric error</dt><dd class=\"bad\">{}</dd>",
+            esc(e)
+        );
+    }
 }
 
 /// Lag and throughput over the last 15 minutes, as two lines scaled to their own maximum.

@@ -315,6 +315,13 @@ pub trait SinkConfig: fmt::Debug + Send + Sync {
         None
     }
 
+    /// How often a running engine asks [`SinkConfig::destination_status`] (`None`, the default:
+    /// never, as for a sink without such a destination). The answers reach the telemetry
+    /// ([`crate::telemetry::Telemetry::record_destination`]), and so `/api/status` and `/metrics`.
+    fn destination_status_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// What the sink's destination reports about the tables it was sent (`None`: the sink has no
     /// such destination, or none is configured). See [`crate::destination`].
     async fn destination_status(

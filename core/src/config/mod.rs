@@ -243,8 +243,9 @@ pub struct SinkSpec {
     pub type_name: String,
     /// The sources or transforms it reads.
     pub inputs: Vec<String>,
-    /// Its parsed configuration (the factory).
-    pub config: Box<dyn SinkConfig>,
+    /// Its parsed configuration (the factory); shared, because the engine also asks it for its
+    /// destination's status while the sink runs.
+    pub config: std::sync::Arc<dyn SinkConfig>,
 }
 
 /// A parsed and validated `mirror.toml`.
@@ -539,7 +540,7 @@ impl<'t> Parser<'t> {
                 name: c.name,
                 type_name: c.type_name,
                 inputs: c.inputs.iter().map(|i| i.get_ref().clone()).collect(),
-                config,
+                config: config.into(),
             });
         }
 

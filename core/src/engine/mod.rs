@@ -14,6 +14,7 @@
 //! remaining tasks are aborted (nothing unacknowledged is ever committed, so this loses nothing).
 
 mod ack;
+mod destination;
 mod finalizer;
 mod retry;
 
@@ -556,6 +557,11 @@ impl Engine {
         }
         drop(outputs);
         telemetry.set_state(EngineState::Running);
+        let _destinations = destination::watch_destinations(
+            config.sinks.iter().map(|s| (s.name.as_str(), &s.config)),
+            &telemetry,
+            &stop,
+        );
 
         let timeout = config.engine.shutdown_timeout;
         let mut timed_out = false;

@@ -11,6 +11,9 @@
 //!   published, how long it took, and its leases.
 //! - The engine reports the rest: items emitted and committed (so lag and stalls are measured
 //!   where commits happen), retries and errors of every component, and its own state.
+//! - The engine also records what each sink's destination says about its tables (Fabric's
+//!   replication status), with the positions committed when it was asked
+//!   ([`Telemetry::record_destination`], [`DestinationSnapshot`]).
 //! - [`Telemetry::readiness`] and [`Telemetry::health`] turn those facts into verdicts with
 //!   reasons; [`Telemetry::report`] into a [`StatusReport`], the shape of the JSON API and of
 //!   `mirror status --format json`.
@@ -34,6 +37,7 @@
 //! ```
 
 mod component;
+mod destination;
 mod histogram;
 pub mod report;
 mod sink;
@@ -45,6 +49,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use component::{redact_message, ComponentStats, ErrorRecord, RetryReason};
+pub use destination::DestinationSnapshot;
 pub use histogram::{Histogram, HistogramSnapshot, PUBLISH_BUCKETS};
 pub use report::{StateFacts, StatusReport};
 pub use sink::{LeaseState, SinkTableTelemetry, SinkTelemetry};

@@ -11,11 +11,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::component::{ComponentStats, ErrorRecord, RetryReason};
+use super::destination::DestinationSnapshot;
 use super::sink::{LeaseState, SinkTableTelemetry};
 use super::source::{EventKind, Position, SourceTableTelemetry, TablePhase};
 use super::{Telemetry, Verdict};
 use crate::checkpoint::CheckpointStore;
 use crate::config::MirrorConfig;
+use crate::destination::Lag;
 use crate::error::ErrorKind;
 use crate::model::{Partition, RowOp};
 
@@ -90,6 +92,45 @@ pub struct SinkReport {
     pub errors: Option<BTreeMap<String, u64>>,
     /// The last error.
     pub last_error: Option<ErrorReport>,
+    /// What its destination said when last asked (`null`: it has none, or not asked yet).
+    #[serde(default)]
+    pub destination: Option<DestinationSinkReport>,
+}
+
+/// What a sink's destination (Fabric, for the onelake sink) said when last asked.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DestinationSinkReport {
+    /// What the destination is (e.g. the mirrored database and its workspace).
+    pub destination: Option<String>,
+    /// When it was asked.
+    pub checked_at: String,
+    /// Seconds since then.
+    pub checked_seconds_ago: f64,
+    /// Its overall state (Fabric: the mirroring status, e.g. `Running`).
+    pub state: Option<String>,
+    /// Its overall error, or why it could not be asked.
+    pub error: Option<String>,
+}
+
+/// What a table's destination applied, and how far behind it is.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DestinationTableReport {
+    /// The destination's state of the table (Fabric: e.g. `Replicating`).
+    pub state: Option<String>,
+    /// Rows the sink had written when the destination was asked.
+    pub written_rows: Option<u64>,
+    /// Rows the destination reported as applied.
+    pub applied_rows: Option<u64>,
+    /// When the destination last applied data.
+    pub last_applied: Option<String>,
+    /// Now minus the source time the destination holds every change up to (`null` when unknown).
+    pub lag_seconds: Option<f64>,
+    /// Why the lag is unknown.
+    pub lag_unknown: Option<String>,
+    /// Whether the destination stopped applying the table.
+    pub failed: bool,
+    /// The destination's error for the table, and what to do about it.
+    pub error: Option<String>,
 }
 
 /// A committed position.
@@ -190,6 +231,10 @@ pub struct TableReport {
     pub publish_seconds: Option<LatencyReport>,
     /// The newest error of its source or sink.
     pub last_error: Option<ErrorReport>,
+    /// What the sink's destination applied of it (`null`: no destination, or it does not list
+    /// the table yet).
+    #[serde(default)]
+    pub destination: Option<DestinationTableReport>,
 }
 
 /// What a source can tell about one committed partition state, for `mirror status` (see
@@ -305,6 +350,7 @@ fn empty_table(table: String, source: Option<String>, sink: Option<String>) -> T
         lease: None,
         publish_seconds: None,
         last_error: None,
+        destination: None,
     }
 }
 
@@ -373,6 +419,55 @@ fn fill_sink_side(report: &mut TableReport, table: &SinkTableTelemetry) {
     }
 }
 
+fn destination_sink_report(d: &DestinationSnapshot, now: SystemTime) -> DestinationSinkReport {
+    let (destination, state, error) = match &d.outcome {
+        Ok(r) => (
+            Some(r.destination.clone()),
+            r.state.clone(),
+            r.error.clone(),
+        ),
+        Err(e) => (
+            None,
+            None,
+            Some(format!("cannot read the destination's status: {e}")),
+        ),
+    };
+    DestinationSinkReport {
+        destination,
+        checked_at: rfc3339(d.checked_at),
+        checked_seconds_ago: seconds_since(d.checked_at, now),
+        state,
+        error,
+    }
+}
+
+fn destination_table_report(
+    d: &DestinationSnapshot,
+    table: &crate::model::TableId,
+    now: SystemTime,
+) -> Option<DestinationTableReport> {
+    let (t, lag) = d.table(table, now)?;
+    let (lag_seconds, lag_unknown) = match lag {
+        Lag::Known { lag, .. } => (Some((lag.as_secs_f64() * 1000.0).round() / 1000.0), None),
+        Lag::Unknown { reason } => (None, Some(reason)),
+    };
+    Some(DestinationTableReport {
+        state: t.state.clone(),
+        written_rows: t.written_rows,
+        applied_rows: t.applied_rows,
+        last_applied: t
+            .last_applied
+            .map(|at| at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        lag_seconds,
+        lag_unknown,
+        failed: t.failed,
+        error: match (&t.error, &t.advice) {
+            (Some(e), Some(a)) => Some(format!("{e} ({a})")),
+            (e, _) => e.clone(),
+        },
+    })
+}
+
 fn newest(a: Option<ErrorRecord>, b: Option<ErrorRecord>) -> Option<ErrorRecord> {
     match (a, b) {
         (Some(a), Some(b)) => Some(if a.at_unix_ms >= b.at_unix_ms { a } else { b }),
@@ -436,10 +531,11 @@ pub(super) fn live(telemetry: &Telemetry) -> StatusReport {
                 );
                 fill_source_side(&mut report, &table, &positions, now);
                 fill_sink_side(&mut report, sink_table);
-                let sink_error = sinks
-                    .iter()
-                    .find(|s| s.name() == sink_name)
-                    .and_then(|s| s.stats.last_error());
+                let sink = sinks.iter().find(|s| s.name() == sink_name);
+                report.destination = sink
+                    .and_then(|s| s.destination())
+                    .and_then(|d| destination_table_report(&d, table.id(), now));
+                let sink_error = sink.and_then(|s| s.stats.last_error());
                 report.last_error = newest(source_error.clone(), sink_error)
                     .as_ref()
                     .map(error_report);
@@ -462,6 +558,9 @@ pub(super) fn live(telemetry: &Telemetry) -> StatusReport {
             }
             let mut report = empty_table(id, table.source(), Some(sink.name().to_owned()));
             fill_sink_side(&mut report, &table);
+            report.destination = sink
+                .destination()
+                .and_then(|d| destination_table_report(&d, table.id(), now));
             report.last_error = sink.stats.last_error().as_ref().map(error_report);
             tables.push(report);
         }
@@ -486,6 +585,7 @@ pub(super) fn live(telemetry: &Telemetry) -> StatusReport {
                 retries: Some(retries(&s.stats)),
                 errors: Some(errors(&s.stats)),
                 last_error: s.stats.last_error().as_ref().map(error_report),
+                destination: s.destination().map(|d| destination_sink_report(&d, now)),
             })
             .collect(),
         tables,
@@ -587,6 +687,7 @@ pub async fn from_checkpoints(
                 retries: None,
                 errors: None,
                 last_error: None,
+                destination: None,
             })
             .collect(),
         tables,

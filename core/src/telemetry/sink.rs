@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use super::component::ComponentStats;
+use super::destination::DestinationSnapshot;
 use super::histogram::{Histogram, PUBLISH_BUCKETS};
 use super::{lock, read, unix_millis, write};
 use crate::model::{RowOp, TableId};
@@ -29,6 +30,7 @@ pub struct SinkTelemetry {
     type_name: String,
     opened: AtomicBool,
     tables: RwLock<BTreeMap<TableId, Arc<SinkTableTelemetry>>>,
+    destination: Mutex<Option<Arc<DestinationSnapshot>>>,
     /// Retries, errors, the last error.
     pub stats: ComponentStats,
 }
@@ -40,6 +42,7 @@ impl SinkTelemetry {
             type_name: type_name.to_owned(),
             opened: AtomicBool::new(false),
             tables: RwLock::default(),
+            destination: Mutex::new(None),
             stats: ComponentStats::default(),
         }
     }
@@ -78,6 +81,17 @@ impl SinkTelemetry {
     /// Every table reported so far.
     pub fn tables(&self) -> Vec<Arc<SinkTableTelemetry>> {
         read(&self.tables).values().cloned().collect()
+    }
+
+    /// The destination's latest answer (see [`super::Telemetry::record_destination`]).
+    pub(super) fn set_destination(&self, snapshot: DestinationSnapshot) {
+        *lock(&self.destination) = Some(Arc::new(snapshot));
+    }
+
+    /// What the destination said when last asked; `None` before the first answer, or when the
+    /// sink has no destination.
+    pub fn destination(&self) -> Option<Arc<DestinationSnapshot>> {
+        lock(&self.destination).clone()
     }
 }
 

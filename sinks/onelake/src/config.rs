@@ -373,6 +373,10 @@ impl SinkConfig for OneLakeSinkConfig {
         Some(self)
     }
 
+    fn destination_status_interval(&self) -> Option<std::time::Duration> {
+        self.fabric.as_ref().map(|f| f.status_interval)
+    }
+
     async fn destination_status(
         &self,
     ) -> Result<

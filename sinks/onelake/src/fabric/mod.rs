@@ -14,7 +14,7 @@
 //! landing_zone = "https://onelake.dfs.fabric.microsoft.com/<workspace id>/<item id>/Files/LandingZone"
 //! auth = { method = "client_secret", tenant_id = "...", client_id = "...", client_secret = "${AZURE_CLIENT_SECRET}" }
 //! # Workspace and item default to the landing zone's; auth to the sink's.
-//! fabric = { workspace = "Sales", item = "shop", drop_timeout = "10m" }
+//! fabric = { workspace = "Sales", item = "shop", drop_timeout = "10m", status_interval = "60s" }
 //! ```
 
 pub mod client;
@@ -38,6 +38,12 @@ fn default_drop_timeout() -> Duration {
     Duration::from_secs(600)
 }
 
+/// Fabric refreshes a mirrored database's table status about once a minute; asking more often
+/// only spends the API's request budget.
+fn default_status_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
 /// The sink's `fabric` table: which mirrored database the landing zone belongs to.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +63,10 @@ pub struct FabricConfig {
     /// How long a table reset waits for Fabric to drop the table.
     #[serde(default = "default_drop_timeout", with = "humantime_serde")]
     pub drop_timeout: Duration,
+    /// How often `mirror run` asks Fabric for its replication status (served at `/api/status`,
+    /// `/metrics` and on the status page).
+    #[serde(default = "default_status_interval", with = "humantime_serde")]
+    pub status_interval: Duration,
 }
 
 /// The workspace and item segments of a OneLake landing zone URL, without an item name's
