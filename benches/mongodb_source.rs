@@ -28,8 +28,10 @@
 //! `BENCH_SINK_TOML` (the sink's) and `BENCH_EXTRA_TOML` (more tables, e.g. `[tables."*"]`).
 //!
 //! `BENCH_API=on` serves mirror's HTTP API and scrapes `/metrics` every second for the whole
-//! run (what Prometheus does); by default (`off`) the API is disabled, so one run of each
-//! measures what observing costs.
+//! run (what Prometheus does); by default (`off`) the API is disabled. `BENCH_API=compare`
+//! measures what observing costs in one run: mirror runs four times (phases b to d), with the
+//! API off, on, on and off, each on its own copy of the collection, and the means are compared
+//! phase by phase.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -353,6 +355,7 @@ fn wait_rows(
 /// Makes changes: inserts of new documents (generated ahead, so that writing them is cheap) and
 /// updates of seeded ones, each stamping `wt` with the time of the write.
 struct Writer {
+    coll: String,
     rng: Rng,
     inserts: std::vec::IntoIter<Document>,
     seeded: u64,
@@ -360,11 +363,12 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(seeded: u64, changes: usize, update_pct: u64) -> Self {
+    fn new(coll: &str, seeded: u64, changes: usize, update_pct: u64) -> Self {
         let mut rng = Rng::new(0xC0FF_EE00_1234_5678);
         let n = changes * (100 - update_pct as usize) / 100 + 64;
         let inserts: Vec<Document> = (0..n as u64).map(|i| order(&mut rng, seeded + i)).collect();
         Self {
+            coll: coll.to_owned(),
             rng,
             inserts: inserts.into_iter(),
             seeded,
@@ -381,13 +385,13 @@ impl Writer {
         match insert {
             Some(mut d) => {
                 d.insert("wt", now_micros());
-                sim.insert(DB, COLL, d)?;
+                sim.insert(DB, &self.coll, d)?;
             }
             None => {
                 let id = self.rng.below(self.seeded);
                 sim.update_one(
                     DB,
-                    COLL,
+                    &self.coll,
                     doc! {"_id": oid(id)},
                     doc! {"$set": {"wt": now_micros(), "status": "updated"}},
                 )?;
@@ -472,7 +476,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         bytes_total += raw.as_bytes().len() as u64;
         raw
     });
-    sim.seed_raw(DB, COLL, docs)?;
+    // `BENCH_API=compare` runs mirror four times (API off, on, on, off), each on its own copy.
+    let compare = std::env::var("BENCH_API").as_deref() == Ok("compare");
+    if compare {
+        let docs: Vec<RawDocumentBuf> = docs.collect();
+        for i in 1..4 {
+            sim.seed_raw(DB, &format!("{COLL}_{i}"), docs.iter().cloned())?;
+        }
+        sim.seed_raw(DB, &format!("{COLL}_0"), docs)?;
+    } else {
+        sim.seed_raw(DB, COLL, docs)?;
+    }
     let avg = bytes_total as f64 / n_docs.max(1) as f64;
     println!(
         "seeded {n_docs} docs ({:.0} MB, {avg:.0} B on average) in {:.1?}",
@@ -487,7 +501,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sim_cpu0 = cpu_secs(None);
     let (drain_time, drained) = rt.block_on(async {
         let client = mongodb::Client::with_uri_str(sim.uri()).await?;
-        let coll = client.database(DB).collection::<RawDocumentBuf>(COLL);
+        let coll = client
+            .database(DB)
+            .collection::<RawDocumentBuf>(if compare { "orders_0" } else { COLL });
         coll.find_one(doc! {}).await?;
         let t = Instant::now();
         let mut cursor = coll.find(doc! {}).await?;
@@ -506,22 +522,101 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cpu_secs(None) - sim_cpu0
     );
 
-    // (b) Mirror's initial sync.
-    let api = match std::env::var("BENCH_API").as_deref() {
-        Ok("on") => Some(
-            std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port(),
-        ),
-        _ => None,
+    let sizes = Sizes {
+        n_docs,
+        n_events,
+        rate,
+        rate_secs,
+        update_pct,
+        bytes_total,
+        base_rate,
     };
+    if compare {
+        // API off and on in one run, in the order off, on, on, off, each on a copy of the
+        // collection seeded alike, so that drift in the machine's load falls on both alike.
+        let mut off = Vec::new();
+        let mut on = Vec::new();
+        for (i, api_on) in [false, true, true, false].into_iter().enumerate() {
+            let coll = format!("{COLL}_{i}");
+            let api = if api_on { Some(free_port()?) } else { None };
+            let figures = mirror_phases(&sim, &coll, api, &sizes)?;
+            if api_on {
+                on.push(figures)
+            } else {
+                off.push(figures)
+            }
+        }
+        print_comparison(&off, &on);
+    } else {
+        let api = match std::env::var("BENCH_API").as_deref() {
+            Ok("on") => Some(free_port()?),
+            _ => None,
+        };
+        mirror_phases(&sim, COLL, api, &sizes)?;
+    }
+    println!("load average at the end: {}", loadavg());
+    let _ = std::io::stdout().flush();
+    sim.shutdown();
+    Ok(())
+}
+
+/// The sizes every run of mirror uses.
+#[derive(Clone, Copy)]
+struct Sizes {
+    n_docs: usize,
+    n_events: usize,
+    rate: usize,
+    rate_secs: usize,
+    update_pct: u64,
+    bytes_total: u64,
+    base_rate: f64,
+}
+
+/// What one run of mirror measured.
+#[derive(Clone, Copy, Default)]
+struct Figures {
+    sync_rate: f64,
+    sync_cpu_us: f64,
+    stream_rate: f64,
+    stream_cpu_us: f64,
+    backlog_rate: f64,
+    backlog_cpu_us: f64,
+    paced_p50_ms: f64,
+    paced_p99_ms: f64,
+    peak_rss_mb: f64,
+}
+
+/// A free port for mirror's API.
+fn free_port() -> Result<u16, Box<dyn std::error::Error>> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Runs mirror (phases b to d) on `coll`, with its API on `api` (scraped every second) or off.
+fn mirror_phases(
+    sim: &mongo_sim::SimThread,
+    coll: &str,
+    api: Option<u16>,
+    z: &Sizes,
+) -> Result<Figures, Box<dyn std::error::Error>> {
     println!(
-        "API: {}",
+        "--- mirror on {DB}.{coll}, API {}",
         match api {
             Some(port) => format!("on (127.0.0.1:{port}), /metrics scraped every second"),
             None => "off".into(),
         }
     );
+    let Sizes {
+        n_docs,
+        n_events,
+        rate,
+        rate_secs,
+        update_pct,
+        bytes_total,
+        base_rate,
+    } = *z;
+    // (b) Mirror's initial sync.
     let dir = tempfile::tempdir()?;
     let lz = dir.path().join("lz");
     std::fs::create_dir_all(&lz)?;
@@ -532,7 +627,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 type = "mongodb"
 uri = {uri:?}
 databases = ["{DB}"]
-collections = ["{COLL}"]
+collections = ["{coll}"]
 progress = false
 {source_extra}
 
@@ -557,7 +652,7 @@ landing_zone = {lz:?}
         extra = std::env::var("BENCH_EXTRA_TOML").unwrap_or_default(),
     );
     std::fs::write(&config_path, &config)?;
-    let watcher = Watcher::start(lz.join(format!("{DB}.schema")).join(COLL));
+    let watcher = Watcher::start(lz.join(format!("{DB}.schema")).join(coll));
     let sim_cpu0 = cpu_secs(None);
     let t0 = Instant::now();
     let mirror = Mirror::start(&config_path, &dir.path().join("mirror.log"))?;
@@ -608,9 +703,20 @@ landing_zone = {lz:?}
         sync_cpu * 1e6 / n_docs as f64,
     );
 
+    let mut figures = Figures {
+        sync_rate,
+        sync_cpu_us: sync_cpu * 1e6 / n_docs as f64,
+        ..Figures::default()
+    };
+
     // (c) Streaming at full speed.
     let handle = (*sim).clone();
-    let mut writer = Writer::new(n_docs as u64, 2 * n_events + rate * rate_secs, update_pct);
+    let mut writer = Writer::new(
+        coll,
+        n_docs as u64,
+        2 * n_events + rate * rate_secs,
+        update_pct,
+    );
     let cpu0 = mirror.cpu();
     let sim_cpu0 = cpu_secs(None);
     let base_rows = watcher.rows();
@@ -638,6 +744,9 @@ landing_zone = {lz:?}
         stream_cpu * 1e6 / n_events as f64,
         mirror.hwm_mb()
     );
+
+    figures.stream_rate = stream_rate;
+    figures.stream_cpu_us = stream_cpu * 1e6 / n_events as f64;
 
     // (c2) A backlog: on two cores the simulator and the writer above use about a core between
     // them, so they cap (c). Here mirror is paused (SIGSTOP) while the changes are written, then
@@ -669,6 +778,9 @@ landing_zone = {lz:?}
         backlog_cpu * 1e6 / n_events as f64,
     );
 
+    figures.backlog_rate = n_events as f64 / backlog_time.as_secs_f64();
+    figures.backlog_cpu_us = backlog_cpu * 1e6 / n_events as f64;
+
     // (c') Streaming at a fixed rate.
     std::thread::sleep(Duration::from_secs(2));
     watcher.with(|s| s.latencies.clear());
@@ -693,6 +805,9 @@ landing_zone = {lz:?}
         "(c') streaming at {rate}/s: {total} changes in {paced:.2?}, published in {paced_files} files; latency write -> published file over {count} rows: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
     );
 
+    figures.paced_p50_ms = p50;
+    figures.paced_p99_ms = p99;
+
     if let Some(scraper) = scraper {
         let (scrapes, bytes, slowest) = scraper.stop();
         println!(
@@ -708,8 +823,45 @@ landing_zone = {lz:?}
     println!(
         "(d) mirror peak RSS: {hwm:.0} MB over the run (VmHWM; {sync_hwm:.0} MB at the end of the initial sync; sampled VmRSS max {peak_sampled:.0} MB); mirror CPU over the run {cpu:.1} s"
     );
-    println!("load average at the end: {}", loadavg());
-    let _ = std::io::stdout().flush();
-    sim.shutdown();
-    Ok(())
+    figures.peak_rss_mb = hwm;
+    Ok(figures)
+}
+
+/// The mean of the runs with the API off and on, phase by phase, and their ratio.
+fn print_comparison(off: &[Figures], on: &[Figures]) {
+    let mean = |runs: &[Figures], f: fn(&Figures) -> f64| {
+        runs.iter().map(f).sum::<f64>() / runs.len().max(1) as f64
+    };
+    type Phase = (&'static str, fn(&Figures) -> f64);
+    let rows: [Phase; 9] = [
+        ("initial sync, docs/s", |f| f.sync_rate),
+        ("initial sync, mirror CPU µs/doc", |f| f.sync_cpu_us),
+        ("streaming at full speed, events/s", |f| f.stream_rate),
+        ("streaming, mirror CPU µs/event", |f| f.stream_cpu_us),
+        ("backlog drain, events/s", |f| f.backlog_rate),
+        ("backlog, mirror CPU µs/event", |f| f.backlog_cpu_us),
+        ("paced, latency p50 ms", |f| f.paced_p50_ms),
+        ("paced, latency p99 ms", |f| f.paced_p99_ms),
+        ("peak RSS MB", |f| f.peak_rss_mb),
+    ];
+    println!("--- API off (runs 1 and 4) vs on and scraped every second (runs 2 and 3), means:");
+    println!(
+        "{:<36} {:>12} {:>12} {:>8}",
+        "phase", "API off", "API on", "on/off"
+    );
+    for (name, f) in rows {
+        let (a, b) = (mean(off, f), mean(on, f));
+        let each = |runs: &[Figures]| {
+            runs.iter()
+                .map(|r| format!("{:.1}", f(r)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "{name:<36} {a:>12.1} {b:>12.1} {:>8.3}   (off: {}; on: {})",
+            b / a,
+            each(off),
+            each(on)
+        );
+    }
 }
