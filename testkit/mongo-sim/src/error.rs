@@ -224,10 +224,15 @@ pub fn is_non_resumable_change_stream_error(code: i32) -> bool {
     matches!(code, 280 | 286)
 }
 
-/// `NotPrimaryError` / `ShutdownError` codes: replies carrying them also carry the server's
-/// `topologyVersion` (SDAM spec, "topologyVersion in error responses").
-pub fn is_state_change_error(code: i32) -> bool {
-    matches!(code, 91 | 189 | 10107 | 11600 | 11602 | 13435 | 13436)
+/// Whether an error reply carries the server's `topologyVersion`. mongod's
+/// `appendErrorLabelsAndTopologyVersion` (service_entry_point_common.cpp) appends it to
+/// `NotPrimaryError` codes on a replica set always, but to `ShutdownError` codes
+/// (ShutdownInProgress 91, InterruptedAtShutdown 11600) only in quiesce mode: "we only increment
+/// the topologyVersion at shutdown and alert waiting isMaster/hello commands if the server enters
+/// quiesce mode". The simulator has no quiesce mode, so shutdown errors go without it, and drivers
+/// then mark the server Unknown and clear the pool as they do against mongod.
+pub fn carries_topology_version(code: i32) -> bool {
+    matches!(code, 189 | 10107 | 11602 | 13435 | 13436)
 }
 
 /// The `codeName` mongod sends for a code.

@@ -603,7 +603,22 @@ pub async fn get_more(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
 }
 
 pub fn kill_cursors(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
-    let _coll = cmd.collection()?;
+    // mongod parses killCursors' namespace with `NamespaceString::isValid()`, which accepts the
+    // reserved internal namespaces (namespace_string.h: "Special namespaces for internal use are
+    // considered as valid"): `$cmd.aggregate` is what `{aggregate: 1}` cursors belong to
+    // (`makeCollectionlessAggregateNSS`), and drivers close `db.watch()` / `client.watch()`
+    // with `{killCursors: "$cmd.aggregate"}`. Only an empty name (or a NUL) is invalid.
+    match cmd.get("killCursors") {
+        Some(RawBsonRef::String(s)) if !s.is_empty() && !s.contains('\0') => {}
+        _ => {
+            cmd.collection()?;
+            return Err(CommandError::new(
+                codes::INVALID_NAMESPACE,
+                format!("Invalid namespace specified '{}.'", cmd.db),
+            )
+            .into());
+        }
+    }
     let ids: Vec<i64> = match cmd.get("cursors") {
         Some(RawBsonRef::Array(a)) => a
             .into_iter()

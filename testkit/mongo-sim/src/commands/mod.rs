@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 
-use crate::error::{codes, is_state_change_error, CmdResult, CommandError, LabelContext};
+use crate::error::{carries_topology_version, codes, CmdResult, CommandError, LabelContext};
 use crate::state::Shared;
 use crate::topology::cluster_time_doc;
 use crate::wire::{DocWriter, Request};
@@ -491,7 +491,7 @@ pub fn error_reply(shared: &Shared, e: &CommandError, ctx: &LabelContext) -> Vec
     for (k, v) in e.extra.iter() {
         d.insert(k.clone(), v.clone());
     }
-    if is_state_change_error(e.code) && !d.contains_key("topologyVersion") {
+    if carries_topology_version(e.code) && !d.contains_key("topologyVersion") {
         d.insert("topologyVersion", tv);
     }
     let labels = e.labels_for(ctx);

@@ -628,3 +628,65 @@ async fn expanded_events_show_ddl() {
     drop(client);
     sim.shutdown().await;
 }
+
+/// Drivers close `db.watch()` / `client.watch()` with `{killCursors: "$cmd.aggregate"}`; mongod
+/// kills the cursor (its next getMore is CursorNotFound) and a dropped stream leaks nothing.
+#[tokio::test]
+async fn database_and_cluster_stream_cursors_are_killed_on_cmd_aggregate() {
+    let (sim, client) = start().await;
+    for db_name in ["shop", "admin"] {
+        let db = client.database(db_name);
+        let pipeline = if db_name == "admin" {
+            doc! {"$changeStream": {"allChangesForCluster": true}}
+        } else {
+            doc! {"$changeStream": {}}
+        };
+        let r = db
+            .run_command(doc! {"aggregate": 1, "pipeline": [pipeline], "cursor": {}})
+            .await
+            .expect("aggregate");
+        let cursor = r.get_document("cursor").expect("cursor");
+        assert_eq!(
+            cursor.get_str("ns").expect("ns"),
+            format!("{db_name}.$cmd.aggregate")
+        );
+        let id = cursor.get_i64("id").expect("id");
+        let r = db
+            .run_command(doc! {"killCursors": "$cmd.aggregate", "cursors": [id]})
+            .await
+            .expect("killCursors on $cmd.aggregate");
+        assert_eq!(
+            r.get_array("cursorsKilled").expect("killed"),
+            &vec![Bson::Int64(id)]
+        );
+        let e = db
+            .run_command(doc! {"getMore": id, "collection": "$cmd.aggregate"})
+            .await
+            .expect_err("a killed cursor");
+        assert_eq!(code(&e), Some(43), "CursorNotFound after killCursors: {e}");
+    }
+    assert_eq!(sim.open_cursors(), 0);
+
+    // The driver's own close of a database and a deployment stream.
+    let dbs = client.database("shop").watch().await.expect("db watch");
+    let all = client.watch().await.expect("cluster watch");
+    assert_eq!(sim.open_cursors(), 2);
+    drop((dbs, all));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while sim.open_cursors() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        sim.open_cursors(),
+        0,
+        "dropped streams leave no cursor behind"
+    );
+    let e = client
+        .database("shop")
+        .run_command(doc! {"killCursors": "", "cursors": [1i64]})
+        .await
+        .expect_err("an empty namespace");
+    assert_eq!(code(&e), Some(73));
+    drop(client);
+    sim.shutdown().await;
+}

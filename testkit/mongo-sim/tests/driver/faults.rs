@@ -480,3 +480,64 @@ async fn killed_cursors_cursor_not_found_and_stream_resume() {
     drop(client);
     sim.shutdown().await;
 }
+
+/// mongod sends `topologyVersion` with shutdown errors only in quiesce mode, so a driver takes a
+/// ShutdownInProgress (91) or InterruptedAtShutdown (11600) reply as news: it marks the server
+/// Unknown and clears its pool. (With the current `topologyVersion` attached the driver would
+/// judge the error stale and ignore it.) A NotWritablePrimary reply still carries it.
+#[tokio::test]
+async fn shutdown_errors_clear_the_pool_as_on_mongod() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use mongodb::event::cmap::CmapEvent;
+    use mongodb::event::EventHandler;
+    use mongodb::options::ClientOptions;
+
+    let sim = mongo_sim::MongoSim::start(mongo_sim::SimOptions {
+        noop_interval: None,
+        ..Default::default()
+    })
+    .await
+    .expect("start simulator");
+    let cleared = Arc::new(AtomicUsize::new(0));
+    let mut opts = ClientOptions::parse(sim.uri()).await.expect("uri");
+    let seen = cleared.clone();
+    opts.cmap_event_handler = Some(EventHandler::callback(move |e: CmapEvent| {
+        if matches!(e, CmapEvent::PoolCleared(_)) {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    }));
+    let client = Client::with_options(opts).expect("client");
+    let coll = client.database("db").collection::<Document>("q");
+    coll.insert_one(doc! {"_id": 1}).await.expect("insert");
+    let admin = client.database("admin");
+    for code in [91, 11600] {
+        let before = cleared.load(Ordering::SeqCst);
+        admin
+            .run_command(doc! {"configureFailPoint": "failCommand", "mode": {"times": 1}, "data": {"failCommands": ["find"], "errorCode": code}})
+            .await
+            .expect("fp");
+        let found: Vec<Document> = coll
+            .find(doc! {})
+            .await
+            .expect("retried read")
+            .try_collect()
+            .await
+            .expect("docs");
+        assert_eq!(found, vec![doc! {"_id": 1}]);
+        assert!(
+            cleared.load(Ordering::SeqCst) > before,
+            "error {code} without topologyVersion clears the pool"
+        );
+    }
+    sim.step_down();
+    let e = coll
+        .insert_one(doc! {"_id": 2})
+        .await
+        .expect_err("stepped down");
+    assert_eq!(code(&e), Some(10107));
+    sim.step_up();
+    drop(client);
+    sim.shutdown().await;
+}
