@@ -8,9 +8,14 @@ use clap::{Args, Parser, Subcommand};
 use crate::exit;
 use crate::logging::LogFormat;
 
+/// The demo's example line, in builds that have `mirror demo` (the `demo` feature).
+const DEMO_EXAMPLE: &str = if cfg!(feature = "demo") {
+    "  mirror demo --duration 20             mirror a sample MongoDB into ./landing-zone for 20 s\n"
+} else {
+    ""
+};
+
 const EXAMPLES: &str = "\
-Examples:
-  mirror demo --duration 20             mirror a sample MongoDB into ./landing-zone for 20 s
   mirror check --config mirror.toml     validate a configuration and print its routes
   mirror run --config mirror.toml       mirror until stopped (Ctrl-C stops cleanly)
   mirror status --config mirror.toml    show each table's phase and position, and Fabric's side
@@ -21,7 +26,7 @@ Examples:
 
 /// Keeps Microsoft Fabric in sync with MongoDB through Open Mirroring.
 #[derive(Debug, Parser)]
-#[command(name = "mirror", version, about, after_help = format!("{EXAMPLES}\n\n{}", exit::HELP))]
+#[command(name = "mirror", version, about, after_help = format!("Examples:\n{DEMO_EXAMPLE}{EXAMPLES}\n\n{}", exit::HELP))]
 pub struct Cli {
     /// Log line format (logs go to stderr; `RUST_LOG` sets the filter).
     #[arg(
@@ -75,6 +80,7 @@ pub enum Command {
     },
     /// Mirror an embedded sample MongoDB database into a local landing zone, with live changes,
     /// then show the resulting tables.
+    #[cfg(feature = "demo")]
     Demo {
         /// Where the landing zone goes (created; a previous demo's is cleared).
         #[arg(long, default_value = "landing-zone")]

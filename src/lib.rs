@@ -21,6 +21,7 @@ mod api;
 mod cli;
 mod commands;
 mod config_edit;
+#[cfg(feature = "demo")]
 mod demo;
 mod exit;
 mod init;

@@ -73,6 +73,8 @@ pub(crate) struct Shared {
 
 /// The running API server; stops when dropped.
 pub struct ApiServer {
+    /// Only the demo prints it (as the status page's URL).
+    #[cfg(feature = "demo")]
     address: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -106,6 +108,7 @@ impl ApiServer {
             .map_err(ApiError::Thread)?;
         info!(address = %bound, "HTTP API listening (/health, /ready, /metrics, /api/status, /)");
         Ok(Self {
+            #[cfg(feature = "demo")]
             address: bound,
             stop: Some(stop_tx),
             thread: Some(thread),
@@ -113,6 +116,7 @@ impl ApiServer {
     }
 
     /// The status page's URL (for an unspecified address such as `0.0.0.0`, via loopback).
+    #[cfg(feature = "demo")]
     pub fn url(&self) -> String {
         let mut address = self.address;
         if address.ip().is_unspecified() {

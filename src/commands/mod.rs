@@ -25,6 +25,7 @@ pub async fn dispatch(command: Command) -> Code {
         Command::Status { config, format } => status::status(&config, format).await,
         Command::Init(args) => init::init(&args),
         Command::Fabric { command } => fabric::fabric(command).await,
+        #[cfg(feature = "demo")]
         Command::Demo {
             landing_zone,
             duration,

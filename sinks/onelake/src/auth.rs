@@ -43,7 +43,8 @@ pub enum AuthConfig {
         /// Client id of a user-assigned identity.
         #[serde(default)]
         client_id: Option<String>,
-        /// Custom IMDS endpoint.
+        /// The token endpoint (default: `IDENTITY_ENDPOINT` with `IDENTITY_HEADER` where App Service
+        /// and Container Apps set them, else the VM's IMDS).
         #[serde(default)]
         msi_endpoint: Option<String>,
     },

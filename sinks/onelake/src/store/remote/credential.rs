@@ -120,6 +120,29 @@ impl TokenSource for DeveloperTools {
     }
 }
 
+/// Where managed identity tokens come from: the configured `msi_endpoint`, else the local identity
+/// endpoint that App Service and Container Apps announce in `IDENTITY_ENDPOINT` with its secret in
+/// `IDENTITY_HEADER` (they have no IMDS), else `None`: the VM's IMDS at 169.254.169.254.
+///
+/// object_store reads `IDENTITY_ENDPOINT` only in `MicrosoftAzureBuilder::from_env`, which the sink
+/// does not use (the configuration, not stray `AZURE_*` variables, decides); it does send
+/// `IDENTITY_HEADER` as `X-IDENTITY-HEADER` and asks with api-version 2019-08-01, `resource` and
+/// `client_id`, which is the App Service protocol ("How to use managed identities for App
+/// Service", REST endpoint reference: learn.microsoft.com/azure/app-service/
+/// overview-managed-identity). `azure_identity`, used for Fabric tokens, detects the same pair.
+fn managed_identity_endpoint(
+    configured: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    if let Some(endpoint) = configured {
+        return Some(endpoint.to_owned());
+    }
+    match (env("IDENTITY_ENDPOINT"), env("IDENTITY_HEADER")) {
+        (Some(endpoint), Some(_)) if !endpoint.is_empty() => Some(endpoint),
+        _ => None,
+    }
+}
+
 /// What credential setup produced: settings for the object_store builder, or a provider.
 pub(crate) enum Resolved {
     /// Let object_store build the provider from the builder settings applied.
@@ -168,7 +191,8 @@ pub(crate) fn resolve(
             if let Some(id) = client_id {
                 b = b.with_client_id(id);
             }
-            if let Some(endpoint) = msi_endpoint {
+            let env = |name: &str| std::env::var(name).ok();
+            if let Some(endpoint) = managed_identity_endpoint(msi_endpoint.as_deref(), env) {
                 b = b.with_msi_endpoint(endpoint);
             }
             Resolved::Builtin(b)
@@ -226,4 +250,38 @@ pub(crate) fn resolve(
             )
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::managed_identity_endpoint;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn container_apps_and_app_service_use_their_identity_endpoint() {
+        let platform = [
+            ("IDENTITY_ENDPOINT", "http://localhost:42356/msi/token"),
+            ("IDENTITY_HEADER", "853b9a84-5bfa-4b22-a3f3-0b9a43d9ad8a"),
+        ];
+        assert_eq!(
+            managed_identity_endpoint(None, env(&platform)).as_deref(),
+            Some("http://localhost:42356/msi/token")
+        );
+        // The configuration wins over the platform.
+        assert_eq!(
+            managed_identity_endpoint(Some("http://10.0.0.1/token"), env(&platform)).as_deref(),
+            Some("http://10.0.0.1/token")
+        );
+        // A VM: no endpoint announced, object_store's IMDS default.
+        assert_eq!(managed_identity_endpoint(None, env(&[])), None);
+        // An endpoint without its secret is not the platform's (every request would be refused).
+        assert_eq!(managed_identity_endpoint(None, env(&platform[..1])), None);
+    }
 }
