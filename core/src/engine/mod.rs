@@ -29,7 +29,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::checkpoint::{CheckpointError, CheckpointStore, LocalCheckpointStore};
+use crate::checkpoint::{CheckpointError, CheckpointStore, LocalCheckpointStore, SchemaLedger};
 use crate::component::{
     BuildError, Sink, SinkContext, Source, SourceContext, SourceDescriptor, SourceItem, Transform,
     TransformContext,
@@ -391,10 +391,7 @@ impl Engine {
 
         // Build everything before starting anything, so a bad component fails fast.
         let mut built_sources: Vec<(String, Box<dyn Source>)> = Vec::new();
-        let mut committed_senders = BTreeMap::new();
         for spec in &config.sources {
-            let (committed_tx, committed_rx) = tokio::sync::watch::channel(0u64);
-            committed_senders.insert(spec.name.clone(), committed_tx);
             let resume =
                 store
                     .load(&spec.name)
@@ -416,7 +413,7 @@ impl Engine {
                     resume,
                     tables: tables.clone(),
                     shutdown: stop.clone(),
-                    committed: Some(committed_rx),
+                    schemas: Some(SchemaLedger::new(store.clone(), spec.name.clone())),
                     telemetry: source_telemetry.clone(),
                 })
                 .await
@@ -500,9 +497,6 @@ impl Engine {
                 shutdown: stop.clone(),
                 failures: failures.clone(),
                 stats,
-                committed: committed_senders
-                    .remove(&name)
-                    .expect("every source has a commit watch"),
             };
             let handle = tasks.spawn(finalizer.run(fin_rx));
             task_names.insert(handle.id(), ("finalizer", name.clone()));

@@ -217,11 +217,13 @@ impl Worker {
         }
     }
 
-    /// Publishes every pending change event, one batch per table.
+    /// Publishes every pending change event, one batch per table, after recording the columns
+    /// they add (one ledger write for all of them).
     pub(super) async fn flush(&mut self) -> Result<(), ComponentError> {
         let order = std::mem::take(&mut self.flush_order);
         let count = order.len();
-        for (n, idx) in order.into_iter().enumerate() {
+        let mut batches = Vec::with_capacity(count);
+        for &idx in &order {
             let rt = &mut self.tables[idx];
             let pending = std::mem::take(&mut rt.pending);
             let mut rows = Vec::with_capacity(pending.len());
@@ -244,12 +246,11 @@ impl Worker {
                     }
                 }
             }
-            let before = rt.state.clone();
             rt.state.events += ops.len() as u64;
-            let (batch, barrier) = convert(rt, &rows, ops, before)?;
-            if let Some(checkpoint) = barrier {
-                self.send_barrier(checkpoint).await?;
-            }
+            batches.push(convert(rt, &rows, ops)?);
+        }
+        self.record_new_columns(&order).await?;
+        for (n, batch) in batches.into_iter().enumerate() {
             if n + 1 == count {
                 // Everything the stream reported is in these batches now.
                 if let Some(token) = &self.stream_token {
