@@ -566,6 +566,13 @@ impl SimHandle {
         self.shared.lock().oplog.len()
     }
 
+    /// Fixes the random draw of `$sample`: with `Some(seed)` every `$sample` of the same
+    /// collection content picks the same documents; `None` (the default) draws at random, as
+    /// mongod does. Tests use it to make a type-inference sample come out one way or another.
+    pub fn set_sample_seed(&self, seed: Option<u64>) {
+        self.shared.lock().sample_seed = seed;
+    }
+
     /// Closes every client connection (drivers see network errors).
     pub fn drop_connections(&self) {
         self.shared.drop_tx.send_modify(|v| *v += 1);

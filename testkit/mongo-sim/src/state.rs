@@ -36,6 +36,8 @@ pub struct State {
     pub topology: Topology,
     /// How many times each command was run (hello streaming replies included).
     pub command_counts: HashMap<String, u64>,
+    /// Fixes `$sample`'s draw (see [`crate::SimHandle::set_sample_seed`]).
+    pub sample_seed: Option<u64>,
 }
 
 /// Everything the server tasks and the handle share.
@@ -100,6 +102,7 @@ impl State {
             failpoints: FailPoints::default(),
             topology,
             command_counts: HashMap::new(),
+            sample_seed: None,
         }
     }
 

@@ -417,6 +417,21 @@ async fn handle(
                 tokio::time::sleep(d).await;
                 apply(&inner.storage, op, &method, &path, &query, &headers, body)
             }
+            Some(FaultAction::Hang { applied }) => {
+                if applied {
+                    drop(apply(&inner.storage, op, &method, &path, &query, &headers, body));
+                }
+                inner.log.lock().unwrap_or_else(|e| e.into_inner()).push(LoggedRequest {
+                    method: method.to_string(),
+                    operation: op,
+                    path,
+                    status: 0,
+                    headers: logged,
+                });
+                // The writer is meant to die while it waits (a test kills it).
+                std::future::pending::<()>().await;
+                return Err(Dropped);
+            }
             Some(FaultAction::LoseResponse) => {
                 let r = apply(&inner.storage, op, &method, &path, &query, &headers, body);
                 inner.log.lock().unwrap_or_else(|e| e.into_inner()).push(LoggedRequest {

@@ -243,7 +243,7 @@ pub fn run_pipeline(
                     if let ("$collStats", RawBsonRef::Document(spec)) = stage_name(first)? {
                         stages = &stages[1..];
                         let d = coll_stats(st, db, coll, spec)?;
-                        return run_stages(vec![Arc::new(d)], stages);
+                        return run_stages(vec![Arc::new(d)], stages, st.sample_seed);
                     }
                     if let ("$match", RawBsonRef::Document(f)) = stage_name(first)? {
                         let e = Expr::parse(f)?;
@@ -257,7 +257,7 @@ pub fn run_pipeline(
                                 .collect(),
                             None => c.all().filter(|d| e.matches(d)).cloned().collect(),
                         };
-                        return run_stages(v, stages);
+                        return run_stages(v, stages, st.sample_seed);
                     }
                 }
                 c.all().cloned().collect()
@@ -278,7 +278,7 @@ pub fn run_pipeline(
         }
     }
     docs.shrink_to_fit();
-    run_stages(docs, stages)
+    run_stages(docs, stages, st.sample_seed)
 }
 
 fn coll_stats(st: &State, db: &str, coll: &str, spec: &RawDocument) -> CmdResult<RawDocumentBuf> {
@@ -320,7 +320,12 @@ fn as_usize(v: RawBsonRef<'_>, what: &str) -> CmdResult<usize> {
     }
 }
 
-fn run_stages(mut docs: Vec<Doc>, stages: &[RawDocumentBuf]) -> CmdResult<Vec<Doc>> {
+/// `sample_seed`: see [`crate::SimHandle::set_sample_seed`].
+fn run_stages(
+    mut docs: Vec<Doc>,
+    stages: &[RawDocumentBuf],
+    sample_seed: Option<u64>,
+) -> CmdResult<Vec<Doc>> {
     for st in stages {
         let (name, arg) = stage_name(st)?;
         docs = match (name, arg) {
@@ -379,8 +384,14 @@ fn run_stages(mut docs: Vec<Doc>, stages: &[RawDocumentBuf]) -> CmdResult<Vec<Do
                     _ => return Err(CommandError::new(28749, "$sample stage must specify a size")),
                 };
                 let n = docs.len();
-                let mut rng = rand::rng();
-                let picked = rand::seq::index::sample(&mut rng, n, size.min(n));
+                let picked = match sample_seed {
+                    Some(seed) => {
+                        use rand::SeedableRng;
+                        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                        rand::seq::index::sample(&mut rng, n, size.min(n))
+                    }
+                    None => rand::seq::index::sample(&mut rand::rng(), n, size.min(n)),
+                };
                 picked.into_iter().map(|i| docs[i].clone()).collect()
             }
             ("$count", RawBsonRef::String(field)) => {
