@@ -176,8 +176,6 @@ impl LandingZoneCheckpointStore {
 #[async_trait]
 impl CheckpointStore for LandingZoneCheckpointStore {
     async fn load(&self, source: &str) -> Result<ResumeState, CheckpointError> {
-        // What a crash left half written is not a record (the record it was replacing is intact).
-        self.store.remove_leftovers().await.map_err(other)?;
         let mut paths = vec![Self::source_record(source)];
         for kind in ["tables", "schemas"] {
             let orphans = self

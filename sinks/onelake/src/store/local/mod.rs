@@ -380,6 +380,44 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn leftovers_of_a_dead_writer_are_removed_everywhere_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path());
+        // No process has this id: what a killed writer left, in every kind of folder.
+        let gone = "_mirror_tmp_w4294967295_";
+        let left = [
+            format!("{gone}0a"),
+            format!("_mirror_state/src/{gone}0b"),
+            format!("_mirror_state/src/tables/{gone}0c"),
+            format!("_mirror_truncate/t/{gone}0d"),
+            format!("t/{gone}00000000000000000002_0e.parquet"),
+            format!("sales.schema/orders/{gone}0f"),
+            format!("_mirror_trash/{gone}10/00000000000000000001.parquet"),
+        ];
+        let kept = [
+            "_partnerEvents.json",
+            "t/00000000000000000001.parquet",
+            "t/_metadata.json",
+            "sales.schema/orders/_mirror_checkpoint.src.json",
+            // A publication in progress of a writer that is not this store's to judge.
+            "t/_mirror_tmp_00000000000000000003_11.parquet",
+        ];
+        for f in left.iter().map(String::as_str).chain(kept) {
+            let path = s.path(f);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, b"x").unwrap();
+        }
+        assert_eq!(s.remove_leftovers().await.unwrap(), left.len());
+        for f in &left {
+            assert!(!s.path(f).exists(), "{f} is left");
+        }
+        for f in kept {
+            assert!(s.path(f).exists(), "{f} was removed");
+        }
+        assert_eq!(s.remove_leftovers().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
     async fn create_only_and_rename_refuse_to_overwrite() {
         let dir = tempfile::tempdir().unwrap();
         let s = LocalStore::new(dir.path());
