@@ -161,5 +161,16 @@ resource "azurerm_container_app" "mirror" {
     }
   }
 
+  lifecycle {
+    precondition {
+      condition     = var.mongodb_connection_string != null || (var.atlas_cluster_name != null && var.mongodb_userpass != null)
+      error_message = "Set mongodb_connection_string, or atlas_project_id, atlas_cluster_name and mongodb_userpass."
+    }
+    precondition {
+      condition     = var.create_mirrored_database ? var.fabric_workspace_id != null : var.fabric_landing_zone_url != null
+      error_message = "Set fabric_landing_zone_url, or create_mirrored_database with fabric_workspace_id."
+    }
+  }
+
   depends_on = [azurerm_role_assignment.acr_pull, azurerm_role_assignment.key_vault_reader]
 }
