@@ -12,7 +12,8 @@
 #
 # Environment:
 #   MIRROR_IMAGE          the tag to build (default mirror:test)
-#   MIRROR_IMAGE_BINARY   use this binary instead of building target/release/mirror
+#   MIRROR_IMAGE_BINARY   skip the cargo build and use this binary (a path in the build context
+#                         that .dockerignore lets through: target/release/mirror)
 #   MIRROR_IMAGE_BASE_CACHE  where the debootstrap base is cached between runs
 #                         (default target/image-base; never committed)
 #   DOCKER                the docker client (default: Debian's /usr/bin/docker, matching dockerd)
@@ -42,8 +43,10 @@ fi
 export DOCKER
 
 started_dockerd=""
+root=""
 cleanup() {
   local status=$?
+  [ -z "$root" ] || rm -rf "$root"
   # Containers the tests started (they remove their own; this covers a crash or an interrupt).
   ids=$("$DOCKER" ps -aq --filter label=io.mirror.test=container 2>/dev/null || true)
   if [ -n "$ids" ]; then
@@ -111,6 +114,7 @@ EOF
     tar --numeric-owner -C "$root" -cf "$tarball.partial" .
     mv "$tarball.partial" "$tarball"
     rm -rf "$root"
+    root=""
   else
     step "importing the cached base $tarball"
   fi

@@ -2,7 +2,8 @@
 //! mounted landing zone and into onelake-sim with a bearer token, as a non-root PID 1 on a
 //! read-only root file system; `docker stop` drains and commits and exits 0; a restarted
 //! container resumes without copying again; an invalid configuration exits 2 with the error in
-//! `docker logs`. The tables are checked the way Fabric would build them (onelake-sim's replicator)
+//! `docker logs`; the configurations the Azure and Kubernetes deployments give it pass
+//! `mirror check`. Tables are checked the way Fabric would build them (onelake-sim's replicator)
 //! against the collection.
 //!
 //! `deploy/test-image.sh` builds the image and runs these tests with `MIRROR_TEST_IMAGE` set
@@ -18,14 +19,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bson::{doc, Document, RawDocumentBuf};
-use mirror_mongodb::bson_arrow::encode_key;
 use mongo_sim::{MongoSim, SimHandle, SimOptions};
-use onelake_sim::{LandingFiles, LocalDir, Replicator, TableStatus, Value};
+use onelake_sim::{LandingFiles, LocalDir, Replicator, Value};
 use support::*;
 
 const TABLE: &str = "shop.schema/orders";
 /// The uid:gid the Dockerfile runs as.
 const USER: &str = "10001:10001";
+/// A URI as Atlas gives it, for `mirror check` (nothing connects to it).
+const ATLAS_URI: &str = "MONGODB_URI=mongodb+srv://user:pw@cluster0.example.mongodb.net/";
 /// Marks every container these tests start (deploy/test-image.sh removes leftovers by it).
 const LABEL: &str = "io.mirror.test=container";
 
@@ -58,6 +60,11 @@ fn docker(args: &[&str]) -> Output {
     out
 }
 
+/// `docker run --rm --network host args...`, which must succeed.
+fn run_rm(args: &[&str]) -> Output {
+    docker(&[&["run", "--rm", "--network", "host"], args].concat())
+}
+
 fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
@@ -80,6 +87,23 @@ impl Container {
         full.extend(args);
         docker(&full);
         Container { name }
+    }
+
+    /// `mirror run` in the image with `config` mounted where the image expects it, the API on
+    /// `api`, `RUST_LOG=info`, and `options` before the image.
+    fn mirror_run(name: &str, options: &[&str], config: &Path, api: &str) -> Container {
+        let image = image();
+        let mount = volume(config, "/etc/mirror/mirror.toml", "ro");
+        let mut args = options.to_vec();
+        args.extend(["-e", "RUST_LOG=info", "-v", &mount, &image]);
+        args.extend([
+            "run",
+            "--config",
+            "/etc/mirror/mirror.toml",
+            "--api-address",
+            api,
+        ]);
+        Container::run(name, &args)
     }
 
     fn inspect(&self, format: &str) -> String {
@@ -198,16 +222,12 @@ fn change(sim: &SimHandle, new: i64, n: i64, old: i64) -> u64 {
     events
 }
 
-type Rows = std::collections::BTreeMap<String, std::collections::BTreeMap<String, Value>>;
-
 /// The rows the table must hold: one per document.
 fn expected(sim: &SimHandle) -> Rows {
     sim.collection_docs("shop", "orders")
         .iter()
         .map(|d: &Document| {
-            let raw = RawDocumentBuf::from_document(&doc! {"_id": d.get("_id").unwrap()}).unwrap();
-            let mut id = String::new();
-            encode_key(&mut id, raw.get("_id").unwrap().unwrap()).unwrap();
+            let id = key(d.get("_id").unwrap());
             let mut row = std::collections::BTreeMap::new();
             row.insert("_id".to_owned(), Value::Str(id.clone()));
             row.insert("v".to_owned(), Value::Int(d.get_i64("v").unwrap()));
@@ -221,36 +241,6 @@ fn expected(sim: &SimHandle) -> Rows {
         .collect()
 }
 
-/// The table as Fabric would have it now, keyed by `_id`.
-fn replicated(replicator: &mut Replicator) -> Option<Rows> {
-    replicator.scan().ok()?;
-    let table = replicator.table(TABLE)?;
-    assert!(
-        matches!(
-            table.status,
-            TableStatus::Replicating | TableStatus::WaitingForMetadata
-        ),
-        "the table stopped replicating: {:?}",
-        table.status
-    );
-    Some(
-        table
-            .rows()
-            .into_iter()
-            .map(|row| {
-                let row: std::collections::BTreeMap<String, Value> = row
-                    .into_iter()
-                    .filter(|(c, _)| c != "__rowMarker__")
-                    .collect();
-                let Some(Value::Str(id)) = row.get("_id").cloned() else {
-                    panic!("a row without a string _id: {row:?}")
-                };
-                (id, row)
-            })
-            .collect(),
-    )
-}
-
 /// Waits until the replicated table equals the collection.
 fn wait_equal(replicator: &mut Replicator, sim: &SimHandle, container: &Container) {
     let want = expected(sim);
@@ -261,7 +251,7 @@ fn wait_equal(replicator: &mut Replicator, sim: &SimHandle, container: &Containe
             "the container exited:\n{}",
             container.logs()
         );
-        match replicated(replicator) {
+        match replicated_rows(replicator, TABLE) {
             Some(rows) if rows == want => true,
             other => {
                 last = other.map(|r| r.len());
@@ -350,7 +340,7 @@ fn the_image_runs_the_production_binary_as_configured() {
         )
     );
     // The binary runs on the base image's libc, and is the production build: no `demo`.
-    let version = docker(&["run", "--rm", "--network", "host", &image, "--version"]);
+    let version = run_rm(&[&image, "--version"]);
     assert!(text(&version).starts_with("mirror "), "{}", text(&version));
     let demo = Command::new(docker_bin())
         .args(["run", "--rm", "--network", "host", &image, "demo"])
@@ -365,13 +355,9 @@ fn the_image_runs_the_production_binary_as_configured() {
         .unwrap();
     assert!(certs.success(), "the image has no CA bundle");
     // The configuration the Azure deployments run, filled from the environment as they fill it.
-    let check = docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "host",
+    let check = run_rm(&[
         "-e",
-        "MONGODB_URI=mongodb+srv://user:pw@cluster0.example.mongodb.net/",
+        ATLAS_URI,
         "-e",
         "MONGODB_DATABASE=shop",
         "-e",
@@ -390,6 +376,35 @@ fn the_image_runs_the_production_binary_as_configured() {
         routes.contains("mongodb -> fabric") && !routes.contains("pw@"),
         "{routes}"
     );
+
+    // The Kubernetes ConfigMap's mirror.toml, with what the workload identity webhook and the
+    // Secret put into the environment.
+    let manifest =
+        std::fs::read_to_string(repo().join("deploy/kubernetes/configmap.yaml")).unwrap();
+    let (_, body) = manifest
+        .split_once("  mirror.toml: |\n")
+        .expect("configmap.yaml has a mirror.toml");
+    let toml: String = body
+        .lines()
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mirror.toml");
+    std::fs::write(&config, toml).unwrap();
+    run_rm(&[
+        "-e",
+        ATLAS_URI,
+        "-e",
+        "AZURE_TENANT_ID=00000000-0000-0000-0000-000000000000",
+        "-e",
+        "AZURE_CLIENT_ID=00000000-0000-0000-0000-000000000000",
+        "-e",
+        "AZURE_FEDERATED_TOKEN_FILE=/var/run/secrets/azure/tokens/azure-identity-token",
+        "-v",
+        &volume(&config, "/etc/mirror/mirror.toml", "ro"),
+        &image,
+        "check",
+    ]);
 }
 
 #[test]
@@ -404,7 +419,8 @@ fn mirrors_into_a_mounted_landing_zone_stops_cleanly_and_resumes_without_copying
     let api = format!("127.0.0.1:{}", free_port());
     let uri = format!("MONGODB_URI={}", sim.uri());
     let health = format!("MIRROR_HEALTH_URL=http://{api}/health");
-    let container = Container::run(
+    let lz_mount = volume(&lz, "/data", "rw");
+    let container = Container::mirror_run(
         "local",
         &[
             "--read-only",
@@ -418,19 +434,11 @@ fn mirrors_into_a_mounted_landing_zone_stops_cleanly_and_resumes_without_copying
             &uri,
             "-e",
             &health,
-            "-e",
-            "RUST_LOG=info",
             "-v",
-            &volume(&config, "/etc/mirror/mirror.toml", "ro"),
-            "-v",
-            &volume(&lz, "/data", "rw"),
-            &image,
-            "run",
-            "--config",
-            "/etc/mirror/mirror.toml",
-            "--api-address",
-            &api,
+            &lz_mount,
         ],
+        &config,
+        &api,
     );
 
     // A non-root PID 1: the kernel delivers SIGTERM to it only because mirror handles it.
@@ -463,11 +471,7 @@ fn mirrors_into_a_mounted_landing_zone_stops_cleanly_and_resumes_without_copying
 
     // The committed positions, as `mirror status` in the same image reads them from the
     // landing zone: the table is streaming, with a committed position.
-    let report = docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "host",
+    let report = run_rm(&[
         "--read-only",
         "-e",
         &uri,
@@ -508,7 +512,6 @@ fn mirrors_into_a_mounted_landing_zone_stops_cleanly_and_resumes_without_copying
 #[test]
 #[ignore = "needs the image: deploy/test-image.sh"]
 fn mirrors_into_onelake_with_a_token_from_the_environment_on_a_read_only_root() {
-    let image = image();
     let sim = mongo();
     let handle: SimHandle = (*sim).clone();
     let lake = Lake::start();
@@ -524,7 +527,7 @@ fn mirrors_into_onelake_with_a_token_from_the_environment_on_a_read_only_root() 
     let api = format!("127.0.0.1:{}", free_port());
     let uri = format!("MONGODB_URI={}", sim.uri());
     // Nothing writable at all: no volume, no tmpfs. State lives in the landing zone.
-    let container = Container::run(
+    let container = Container::mirror_run(
         "onelake",
         &[
             "--read-only",
@@ -532,17 +535,9 @@ fn mirrors_into_onelake_with_a_token_from_the_environment_on_a_read_only_root() 
             &uri,
             "-e",
             "ONELAKE_TOKEN=tok-container",
-            "-e",
-            "RUST_LOG=info",
-            "-v",
-            &volume(&config, "/etc/mirror/mirror.toml", "ro"),
-            &image,
-            "run",
-            "--config",
-            "/etc/mirror/mirror.toml",
-            "--api-address",
-            &api,
         ],
+        &config,
+        &api,
     );
     wait_ready(&api);
     let files: Arc<dyn LandingFiles> = Arc::new(lake.sim.storage().landing_zone(LZ_PATH));
