@@ -2,6 +2,7 @@
 
 mod check;
 mod fabric;
+mod health;
 mod init;
 mod run;
 mod status;
@@ -24,6 +25,7 @@ pub async fn dispatch(command: Command) -> Code {
         Command::Check { config } => check::check(&config),
         Command::Status { config, format } => status::status(&config, format).await,
         Command::Init(args) => init::init(&args),
+        Command::Health { url, timeout } => health::health(&url, timeout).await,
         Command::Fabric { command } => fabric::fabric(command).await,
         #[cfg(feature = "demo")]
         Command::Demo {
