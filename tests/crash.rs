@@ -358,6 +358,42 @@ fn restarts_keep_the_published_column_types_after_a_kill_at_every_step() {
     }
 }
 
+/// A `mirror.toml` in `dir` mirroring `shop` into the local landing zone `dir/lz`, with `source`
+/// lines added to the source's table and `extra` tables at the end.
+fn local_config(mongo: &SimHandle, dir: &std::path::Path, source: &str, extra: &str) -> PathBuf {
+    let config = dir.join("mirror.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[sources.src]
+type = "mongodb"
+uri = "{uri}"
+databases = ["{DB}"]
+max_await = "100ms"
+idle_checkpoint_interval = "300ms"
+progress = false
+{source}
+
+[sinks.lake]
+type = "onelake"
+inputs = ["src"]
+landing_zone = "{lz}"
+flush_interval = "200ms"
+lease = {{ ttl = "3s" }}
+
+[api]
+address = "127.0.0.1:0"
+
+{extra}"#,
+            uri = mongo.uri(),
+            lz = dir.join("lz").display(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
 /// The committed stream position of `shop`, as `mirror status --format json` prints it from the
 /// checkpoint store: the cluster time's seconds and increment.
 fn status_position(config: &std::path::Path) -> Option<(u32, u32)> {
@@ -409,36 +445,12 @@ fn a_long_initial_sync_moves_the_stream_position_forward() {
         )
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mirror.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[sources.src]
-type = "mongodb"
-uri = "{uri}"
-databases = ["{DB}"]
-snapshot_page_size = 50
-snapshot_readers = 1
-max_await = "100ms"
-idle_checkpoint_interval = "300ms"
-progress = false
-
-[sinks.lake]
-type = "onelake"
-inputs = ["src"]
-landing_zone = "{lz}"
-flush_interval = "200ms"
-lease = {{ ttl = "3s" }}
-
-[api]
-address = "127.0.0.1:0"
-"#,
-            uri = mongo.uri(),
-            lz = dir.path().join("lz").display(),
-        ),
-    )
-    .unwrap();
+    let config = local_config(
+        &mongo,
+        dir.path(),
+        "snapshot_page_size = 50\nsnapshot_readers = 1",
+        "",
+    );
 
     // A writer keeps updating the collection: the oplog holds only the last ~1.5 s of it.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -605,41 +617,12 @@ fn temporary_files_left_by_a_kill_at_every_write_are_removed_at_start() {
     {
         let dir = tempfile::tempdir().unwrap();
         let (lz, state) = (dir.path().join("lz"), dir.path().join("state"));
-        let config = dir.path().join("mirror.toml");
         let state_line = if state_dir {
             format!("[state]\npath = \"{}\"\n", state.display())
         } else {
             String::new()
         };
-        std::fs::write(
-            &config,
-            format!(
-                r#"
-[sources.src]
-type = "mongodb"
-uri = "{uri}"
-databases = ["{DB}"]
-snapshot_page_size = 40
-max_await = "100ms"
-idle_checkpoint_interval = "300ms"
-progress = false
-
-[sinks.lake]
-type = "onelake"
-inputs = ["src"]
-landing_zone = "{lz}"
-flush_interval = "200ms"
-lease = {{ ttl = "3s" }}
-
-[api]
-address = "127.0.0.1:0"
-
-{state_line}"#,
-                uri = mongo.uri(),
-                lz = lz.display(),
-            ),
-        )
-        .unwrap();
+        let config = local_config(&mongo, dir.path(), "snapshot_page_size = 40", &state_line);
         let mut left_before: Vec<String> = Vec::new();
         for kill in 1..=kills {
             // Something new to write in every run, so that every run reaches its crash point.
