@@ -1,5 +1,6 @@
 """Drives the simulator with Microsoft's Azure Storage Python SDKs, the way Microsoft's open
-mirroring sample uploads files (DataLake file client: create/append/flush, rename), plus the Blob
+mirroring sample uploads files (DataLake file client: create/append/flush, rename), plus append
+with flush in one call, leases, paged listings, properties, directory deletes, and the Blob
 client's block uploads and conditional writes. Exits non-zero on the first unexpected answer.
 
 Usage: python open_mirroring_sdk_check.py http://127.0.0.1:<port>
@@ -10,9 +11,9 @@ import json
 import sys
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.storage.blob import BlobServiceClient
-from azure.storage.filedatalake import DataLakeServiceClient
+from azure.storage.filedatalake import DataLakeLeaseClient, DataLakeServiceClient
 
 endpoint = sys.argv[1]
 # The SDKs send bearer tokens over https only; the simulator also takes SharedKey (unverified).
@@ -72,4 +73,42 @@ except ResourceExistsError as e:
     expect(e.error_code == "BlobAlreadyExists", "Put Blob with If-None-Match: * refuses an existing blob")
 listed = [b.name for b in blob.get_container_client("ws").walk_blobs(name_starts_with=f"{LZ}/", delimiter="/")]
 expect(f"{LZ}/big.bin" in listed and f"{LZ}/_metadata.json" in listed, "list blobs with a delimiter")
+
+# Append and flush in one request (append_data(..., flush=True), x-ms-version 2020-06-12+).
+one = d.get_file_client("_one_call.parquet")
+one.create_file()
+one.append_data(b"written in one call", offset=0, length=19, flush=True)
+expect(one.download_file().readall() == b"written in one call", "append_data(flush=True) publishes the data")
+expect(one.get_file_properties().size == 19, "get_file_properties sees the flushed size")
+
+# User properties (x-ms-properties on DFS, x-ms-meta-* on Blob: the same metadata).
+one.set_metadata({"writer": "mirror"})
+expect(one.get_file_properties().metadata == {"writer": "mirror"}, "set_metadata / get_file_properties")
+
+# Leases: a leased file refuses writers without the lease id.
+lease = DataLakeLeaseClient(one)
+lease.acquire(lease_duration=15)
+try:
+    one.append_data(b"!", offset=19, length=1, flush=True)
+    expect(False, "a write without the lease id is refused")
+except HttpResponseError as e:
+    expect(e.status_code == 412 and e.error_code == "LeaseIdMissing", "a write without the lease id is refused")
+one.append_data(b"!", offset=19, length=1, flush=True, lease=lease)
+expect(one.download_file().readall() == b"written in one call!", "the lease holder writes")
+lease.renew()
+lease.release()
+one.delete_file()
+expect(not one.exists(), "delete after release")
+
+# Paged listing: get_paths(max_results=...) follows x-ms-continuation.
+paged = fs.get_directory_client(f"{LZ}/paged")
+paged.create_directory()
+for i in range(7):
+    paged.get_file_client(f"f{i}").upload_data(b"x", overwrite=True)
+pages = list(fs.get_paths(path=f"{LZ}/paged", max_results=3).by_page())
+names = [p.name for page in pages for p in page]
+expect(len(pages) == 3 and names == [f"{LZ}/paged/f{i}" for i in range(7)], "get_paths pages of 3")
+paged.delete_directory()
+expect(not paged.exists(), "delete_directory (recursive)")
+
 print("all SDK checks passed")
