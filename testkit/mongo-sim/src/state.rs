@@ -426,15 +426,9 @@ pub fn fix_document_for_insert(
             crate::wire::MAX_BSON_OBJECT_SIZE
         )));
     }
-    if crate::storage::nesting_depth(&doc) > crate::storage::MAX_USER_DEPTH {
-        return Err(CommandError::new(
-            codes::OVERFLOW,
-            format!(
-                "cannot insert document because it exceeds {} levels of nesting",
-                crate::storage::MAX_USER_DEPTH
-            ),
-        ));
-    }
+    crate::storage::check_depth(&doc, |max| {
+        format!("cannot insert document because it exceeds {max} levels of nesting")
+    })?;
     let mut id: Option<bson::RawBsonRef<'_>> = None;
     let mut first_is_id = false;
     let mut empty_timestamp = false;

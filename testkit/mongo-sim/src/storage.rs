@@ -380,6 +380,15 @@ pub fn nesting_depth(doc: &RawDocument) -> usize {
 /// `maxBSONDepth` (200) less the 20 levels kept for the system.
 pub const MAX_USER_DEPTH: usize = 180;
 
+/// `Overflow` (15) when `doc` nests deeper than [`MAX_USER_DEPTH`]; `message` is mongod's text
+/// for the operation, given the limit.
+pub fn check_depth(doc: &RawDocument, message: impl FnOnce(usize) -> String) -> CmdResult<()> {
+    if nesting_depth(doc) > MAX_USER_DEPTH {
+        return Err(CommandError::new(codes::OVERFLOW, message(MAX_USER_DEPTH)));
+    }
+    Ok(())
+}
+
 /// mongod's `storageValidIdField` (`storage_validation.cpp`): no regex, array or undefined `_id`,
 /// and no `$`-prefixed field anywhere inside an object `_id` (except a DBRef's `$ref`, `$id` and
 /// `$db`).

@@ -332,6 +332,18 @@ impl Storage {
         }
     }
 
+    /// An append or a flush needs an existing file (not a directory) and, if it is leased, the
+    /// lease.
+    fn check_existing_file(s: &State, path: &str, conditions: &Conditions) -> Result<(), SimError> {
+        if s.dirs.contains(path) {
+            return Err(is_directory_conflict());
+        }
+        if !s.files.contains_key(path) {
+            return Err(path_not_found());
+        }
+        Self::check_lease(s, path, conditions)
+    }
+
     fn check_lease(state: &State, path: &str, conditions: &Conditions) -> Result<(), SimError> {
         lease::check_write(
             state.leases.get(path),
@@ -594,13 +606,7 @@ impl Storage {
         conditions: &Conditions,
     ) -> Result<(), SimError> {
         let mut s = self.lock();
-        if s.dirs.contains(path) {
-            return Err(is_directory_conflict());
-        }
-        if !s.files.contains_key(path) {
-            return Err(path_not_found());
-        }
-        Self::check_lease(&s, path, conditions)?;
+        Self::check_existing_file(&s, path, conditions)?;
         s.appends
             .entry(path.to_owned())
             .or_default()
@@ -620,13 +626,7 @@ impl Storage {
         conditions: &Conditions,
     ) -> Result<StoredFile, SimError> {
         let mut s = self.lock();
-        if s.dirs.contains(path) {
-            return Err(is_directory_conflict());
-        }
-        if !s.files.contains_key(path) {
-            return Err(path_not_found());
-        }
-        Self::check_lease(&s, path, conditions)?;
+        Self::check_existing_file(&s, path, conditions)?;
         let end = position + data.len() as u64;
         let mut chunks = s.appends.remove(path).unwrap_or_default();
         chunks.insert(position, Bytes::copy_from_slice(data));
@@ -664,13 +664,7 @@ impl Storage {
         props: WriteProps,
     ) -> Result<StoredFile, SimError> {
         let mut s = self.lock();
-        if s.dirs.contains(path) {
-            return Err(is_directory_conflict());
-        }
-        if !s.files.contains_key(path) {
-            return Err(path_not_found());
-        }
-        Self::check_lease(&s, path, conditions)?;
+        Self::check_existing_file(&s, path, conditions)?;
         let chunks = s.appends.remove(path).unwrap_or_default();
         Self::commit(
             &mut s,

@@ -9,14 +9,15 @@ use onelake_sim::OneLakeSim;
 use reqwest::{Client, Method, Response};
 
 const LZ: &str = "ws/item.MountedRelationalDatabase/Files/LandingZone";
+const ONELAKE: &str = "https://onelake.dfs.fabric.microsoft.com";
 
-async fn send(
-    client: &Client,
-    method: Method,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: &'static [u8],
-) -> Response {
+/// A request: method, URL, headers and body.
+type Req<'a> = (Method, String, &'a [(&'a str, &'a str)], &'static [u8]);
+
+/// A request and the status and `x-ms-error-code` ("" for none) it must be answered with.
+type Step<'a> = (Req<'a>, u16, &'a str);
+
+async fn send(client: &Client, (method, url, headers, body): Req<'_>) -> Response {
     let mut r = client
         .request(method, url)
         .header("authorization", "Bearer token")
@@ -34,9 +35,25 @@ fn code(r: &Response) -> &str {
         .unwrap_or("")
 }
 
+/// Sends the steps in order, checks each answer, and returns the last response.
+async fn run(client: &Client, steps: Vec<Step<'_>>) -> Response {
+    let mut last = None;
+    for ((method, url, headers, body), status, error) in steps {
+        let what = format!("{method} {url} {headers:?}");
+        let r = send(client, (method, url, headers, body)).await;
+        assert_eq!((r.status().as_u16(), code(&r)), (status, error), "{what}");
+        last = Some(r);
+    }
+    last.expect("at least one step")
+}
+
 async fn get(client: &Client, url: &str) -> (u16, Vec<u8>) {
-    let r = send(client, Method::GET, url, &[], b"").await;
+    let r = send(client, (Method::GET, url.to_owned(), &[], b"")).await;
     (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+}
+
+fn header(r: &Response, name: &str) -> String {
+    r.headers()[name].to_str().unwrap().to_owned()
 }
 
 /// `PUT ?resource=file`, then `PATCH ?position=0&action=append&flush=true` with the data: the
@@ -49,72 +66,55 @@ async fn append_with_flush_true_publishes_the_data_as_the_python_app_does() {
         "{}/{LZ}/orders/00000000000000000001.parquet",
         sim.endpoint()
     );
-    // The app sends no x-ms-version (requests.put(token_url, data={}, headers=...)).
-    let r = send(
-        &client,
-        Method::PUT,
-        &format!("{file}?resource=file"),
-        &[("content-length", "0")],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status(), 201);
-    let r = send(
-        &client,
+    let at = |query: &str| format!("{file}?{query}");
+    // The app sends no x-ms-version (requests.put(token_url, data={}, headers=...)); append
+    // answers 202, flushed or not.
+    let named = [("x-ms-file-name", "00000000000000000001.parquet")];
+    let create = (Method::PUT, at("resource=file"), &[][..], &b""[..]);
+    let append = (
         Method::PATCH,
-        &format!("{file}?position=0&action=append&flush=true"),
-        &[("x-ms-file-name", "00000000000000000001.parquet")],
-        b"PAR1 data PAR1",
-    )
-    .await;
-    assert_eq!(r.status(), 202, "append answers 202, flushed or not");
+        at("position=0&action=append&flush=true"),
+        &named[..],
+        &b"PAR1 data PAR1"[..],
+    );
+    run(&client, vec![(create, 201, ""), (append, 202, "")]).await;
     assert_eq!(get(&client, &file).await, (200, b"PAR1 data PAR1".to_vec()));
 
     // Appending more at the end and flushing in the same call extends it.
-    let r = send(
-        &client,
+    let v2020 = [("x-ms-version", "2020-06-12")];
+    let more = (
         Method::PATCH,
-        &format!("{file}?position=14&action=append&flush=true"),
-        &[("x-ms-version", "2020-06-12")],
-        b"+more",
-    )
-    .await;
-    assert_eq!(r.status(), 202);
+        at("position=14&action=append&flush=true"),
+        &v2020[..],
+        &b"+more"[..],
+    );
+    run(&client, vec![(more, 202, "")]).await;
     assert_eq!(get(&client, &file).await.1, b"PAR1 data PAR1+more".to_vec());
     // A gap is refused and leaves the file as it was.
-    let r = send(
-        &client,
+    let gap = (
         Method::PATCH,
-        &format!("{file}?position=100&action=append&flush=true"),
-        &[],
-        b"x",
-    )
-    .await;
-    assert_eq!(
-        (r.status().as_u16(), code(&r)),
-        (400, "InvalidFlushPosition")
+        at("position=100&action=append&flush=true"),
+        &[][..],
+        &b"x"[..],
     );
+    run(&client, vec![(gap, 400, "InvalidFlushPosition")]).await;
     assert_eq!(get(&client, &file).await.1, b"PAR1 data PAR1+more".to_vec());
     // Without flush the data stays uncommitted until a flush at the new length.
-    let r = send(
-        &client,
+    let unflushed = (
         Method::PATCH,
-        &format!("{file}?position=19&action=append"),
-        &[],
-        b"!",
-    )
-    .await;
-    assert_eq!(r.status(), 202);
+        at("position=19&action=append"),
+        &[][..],
+        &b"!"[..],
+    );
+    run(&client, vec![(unflushed, 202, "")]).await;
     assert_eq!(get(&client, &file).await.1.len(), 19);
-    let r = send(
-        &client,
+    let flush = (
         Method::PATCH,
-        &format!("{file}?position=20&action=flush"),
-        &[],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status(), 200);
+        at("position=20&action=flush"),
+        &[][..],
+        &b""[..],
+    );
+    run(&client, vec![(flush, 200, "")]).await;
     assert_eq!(get(&client, &file).await.1.len(), 20);
 }
 
@@ -127,106 +127,114 @@ async fn renames_take_the_source_as_a_path_or_as_a_full_url() {
     let sim = OneLakeSim::start().await.unwrap();
     let client = Client::new();
     let folder = format!("{LZ}/orders");
-    let put = |name: &str| format!("{}/{folder}/{name}?resource=file", sim.endpoint());
+    let url = |name: &str| format!("{}/{folder}/{name}", sim.endpoint());
     let host = sim.endpoint().trim_start_matches("http://").to_owned();
     let sources = [
-        format!("https://onelake.dfs.fabric.microsoft.com/{folder}/_temp_1.parquet"),
+        format!("{ONELAKE}/{folder}/_temp_1.parquet"),
         format!("http://{host}/{folder}/_temp_2.parquet"),
         format!("/{folder}/_temp_3.parquet"),
     ];
     for (i, source) in sources.iter().enumerate() {
         let n = i + 1;
-        let temp = format!("_temp_{n}.parquet");
-        assert_eq!(
-            send(&client, Method::PUT, &put(&temp), &[], b"")
-                .await
-                .status(),
-            201
-        );
-        let file = format!("{}/{folder}/{temp}", sim.endpoint());
-        let r = send(
-            &client,
-            Method::PATCH,
-            &format!("{file}?position=0&action=append&flush=true"),
-            &[],
-            b"contents",
-        )
-        .await;
-        assert_eq!(r.status(), 202);
-        let target = format!("{}/{folder}/{n:020}.parquet", sim.endpoint());
-        let r = send(
-            &client,
-            Method::PUT,
-            &target,
-            &[
-                ("x-ms-rename-source", source.as_str()),
-                ("x-ms-version", "2020-06-12"),
-            ],
-            b"",
-        )
-        .await;
-        assert_eq!(r.status(), 201, "rename from {source}: {}", code(&r));
-        assert_eq!(get(&client, &target).await, (200, b"contents".to_vec()));
-        assert_eq!(get(&client, &file).await.0, 404, "the source is gone");
-    }
-    // If-None-Match: * refuses to replace the published file, in either form.
-    assert_eq!(
-        send(&client, Method::PUT, &put("_temp_4.parquet"), &[], b"")
-            .await
-            .status(),
-        201
-    );
-    let r = send(
-        &client,
-        Method::PUT,
-        &format!("{}/{folder}/{:020}.parquet", sim.endpoint(), 1),
-        &[
+        let temp = url(&format!("_temp_{n}.parquet"));
+        let target = url(&format!("{n:020}.parquet"));
+        let rename = [
+            ("x-ms-rename-source", source.as_str()),
+            ("x-ms-version", "2020-06-12"),
+        ];
+        let steps = vec![
             (
-                "x-ms-rename-source",
-                &format!("https://onelake.dfs.fabric.microsoft.com/{folder}/_temp_4.parquet"),
+                (
+                    Method::PUT,
+                    format!("{temp}?resource=file"),
+                    &[][..],
+                    &b""[..],
+                ),
+                201,
+                "",
             ),
-            ("if-none-match", "*"),
-        ],
-        b"",
-    )
-    .await;
-    assert_eq!((r.status().as_u16(), code(&r)), (409, "PathAlreadyExists"));
-    let r = send(
-        &client,
-        Method::PUT,
-        &format!("{}/{folder}/x.parquet", sim.endpoint()),
-        &[(
-            "x-ms-rename-source",
-            &format!("https://storage.example.com/{folder}/_temp_4.parquet"),
-        )],
-        b"",
-    )
-    .await;
-    assert_eq!((r.status().as_u16(), code(&r)), (400, "InvalidSourceUri"));
+            (
+                (
+                    Method::PATCH,
+                    format!("{temp}?position=0&action=append&flush=true"),
+                    &[][..],
+                    &b"contents"[..],
+                ),
+                202,
+                "",
+            ),
+            (
+                (Method::PUT, target.clone(), &rename[..], &b""[..]),
+                201,
+                "",
+            ),
+        ];
+        run(&client, steps).await;
+        assert_eq!(get(&client, &target).await, (200, b"contents".to_vec()));
+        assert_eq!(get(&client, &temp).await.0, 404, "the source is gone");
+    }
+    // If-None-Match: * refuses to replace the published file, in either form; a host other than
+    // OneLake's or the simulator's is refused, with a JSON error body.
+    let onelake_source = format!("{ONELAKE}/{folder}/_temp_4.parquet");
+    let no_overwrite = [
+        ("x-ms-rename-source", onelake_source.as_str()),
+        ("if-none-match", "*"),
+    ];
+    let elsewhere_source = format!("https://storage.example.com/{folder}/_temp_4.parquet");
+    let elsewhere = [("x-ms-rename-source", elsewhere_source.as_str())];
+    let steps = vec![
+        (
+            (
+                Method::PUT,
+                url("_temp_4.parquet?resource=file"),
+                &[][..],
+                &b""[..],
+            ),
+            201,
+            "",
+        ),
+        (
+            (
+                Method::PUT,
+                url(&format!("{:020}.parquet", 1)),
+                &no_overwrite[..],
+                &b""[..],
+            ),
+            409,
+            "PathAlreadyExists",
+        ),
+        (
+            (Method::PUT, url("x.parquet"), &elsewhere[..], &b""[..]),
+            400,
+            "InvalidSourceUri",
+        ),
+    ];
+    let r = run(&client, steps).await;
     let body: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert_eq!(body["error"]["code"], "InvalidSourceUri");
     // A missing source, and a destination whose parent folder does not exist.
-    let r = send(
-        &client,
-        Method::PUT,
-        &format!("{}/{folder}/y.parquet", sim.endpoint()),
-        &[("x-ms-rename-source", &format!("/{folder}/nothing.parquet"))],
-        b"",
-    )
-    .await;
-    assert_eq!((r.status().as_u16(), code(&r)), (404, "SourcePathNotFound"));
-    let r = send(
-        &client,
-        Method::PUT,
-        &format!("{}/{folder}/no/such/dir/y.parquet", sim.endpoint()),
-        &[("x-ms-rename-source", &format!("/{folder}/_temp_4.parquet"))],
-        b"",
-    )
-    .await;
-    assert_eq!(
-        (r.status().as_u16(), code(&r)),
-        (404, "RenameDestinationParentPathNotFound")
-    );
+    let missing_source = format!("/{folder}/nothing.parquet");
+    let missing = [("x-ms-rename-source", missing_source.as_str())];
+    let temp_source = format!("/{folder}/_temp_4.parquet");
+    let temp = [("x-ms-rename-source", temp_source.as_str())];
+    let steps = vec![
+        (
+            (Method::PUT, url("y.parquet"), &missing[..], &b""[..]),
+            404,
+            "SourcePathNotFound",
+        ),
+        (
+            (
+                Method::PUT,
+                url("no/such/dir/y.parquet"),
+                &temp[..],
+                &b""[..],
+            ),
+            404,
+            "RenameDestinationParentPathNotFound",
+        ),
+    ];
+    run(&client, steps).await;
 }
 
 /// Requests the specification documents as invalid get its status and code, and valid optional
@@ -237,138 +245,142 @@ async fn path_operations_answer_the_documented_errors() {
     let client = Client::new();
     let base = format!("{}/{LZ}/t", sim.endpoint());
     let file = format!("{base}/f.bin");
+    let at = |query: &str| format!("{file}?{query}");
+    let none: &[(&str, &str)] = &[];
+    let create = [
+        ("x-ms-properties", "source=bW9uZ28="),
+        ("x-ms-owner", "someone"),
+    ];
+    let r = run(
+        &client,
+        vec![(
+            (Method::PUT, at("resource=file"), &create[..], &b""[..]),
+            201,
+            "",
+        )],
+    )
+    .await;
     assert_eq!(
-        send(
-            &client,
-            Method::PUT,
-            &format!("{file}?resource=file"),
-            &[
-                ("x-ms-properties", "source=bW9uZ28="),
-                ("x-ms-owner", "someone"),
-            ],
-            b""
-        )
-        .await
-        .headers()
-        .get("x-ms-rejected-headers")
-        .map(|v| v.to_str().unwrap().to_owned()),
-        Some("x-ms-owner".to_owned()),
+        header(&r, "x-ms-rejected-headers"),
+        "x-ms-owner",
         "OneLake ignores ownership headers and says so"
     );
-    let r = send(
-        &client,
-        Method::PATCH,
-        &format!("{file}?action=append"),
-        &[],
-        b"abc",
-    )
-    .await;
-    assert_eq!(
-        (r.status().as_u16(), code(&r)),
-        (400, "MissingRequiredQueryParameter")
-    );
-    let r = send(
-        &client,
-        Method::PATCH,
-        &format!("{file}?action=append&position=0"),
-        &[("x-ms-version", "2099-01-01")],
-        b"abc",
-    )
-    .await;
-    assert_eq!((r.status().as_u16(), code(&r)), (400, "InvalidHeaderValue"));
-    let r = send(
-        &client,
-        Method::PATCH,
-        &format!("{file}?action=append&position=0"),
-        &[("x-ms-version", "2023-11-03")],
-        b"abc",
-    )
-    .await;
-    assert_eq!(r.status(), 202);
-    assert_eq!(r.headers()["x-ms-version"], "2023-11-03");
-    let r = send(
-        &client,
-        Method::PATCH,
-        &format!("{file}?action=flush&position=3"),
-        &[],
-        b"x",
-    )
-    .await;
-    assert_eq!(
-        (r.status().as_u16(), code(&r)),
-        (400, "ContentLengthMustBeZero")
-    );
-    let r = send(
-        &client,
-        Method::PATCH,
-        &format!("{file}?action=flush&position=3&close=true&retainUncommittedData=false"),
-        &[("x-ms-content-type", "application/vnd.apache.parquet")],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status(), 200);
+    let unknown_version = [("x-ms-version", "2099-01-01")];
+    let v2023 = [("x-ms-version", "2023-11-03")];
+    let parquet = [("x-ms-content-type", "application/vnd.apache.parquet")];
+    let steps = vec![
+        (
+            (Method::PATCH, at("action=append"), none, &b"abc"[..]),
+            400,
+            "MissingRequiredQueryParameter",
+        ),
+        (
+            (
+                Method::PATCH,
+                at("action=append&position=0"),
+                &unknown_version[..],
+                &b"abc"[..],
+            ),
+            400,
+            "InvalidHeaderValue",
+        ),
+        (
+            (
+                Method::PATCH,
+                at("action=append&position=0"),
+                &v2023[..],
+                &b"abc"[..],
+            ),
+            202,
+            "",
+        ),
+    ];
+    let r = run(&client, steps).await;
+    assert_eq!(header(&r, "x-ms-version"), "2023-11-03");
+    let steps = vec![
+        (
+            (
+                Method::PATCH,
+                at("action=flush&position=3"),
+                none,
+                &b"x"[..],
+            ),
+            400,
+            "ContentLengthMustBeZero",
+        ),
+        (
+            (
+                Method::PATCH,
+                at("action=flush&position=3&close=true&retainUncommittedData=false"),
+                &parquet[..],
+                &b""[..],
+            ),
+            200,
+            "",
+        ),
+    ];
+    run(&client, steps).await;
     // Path - Get Properties: user properties come back as x-ms-properties.
-    let r = send(
+    let json = [("accept", "application/json")];
+    let r = run(
         &client,
-        Method::HEAD,
-        &format!("{file}?action=getStatus"),
-        &[("accept", "application/json")],
-        b"",
+        vec![(
+            (Method::HEAD, at("action=getStatus"), &json[..], &b""[..]),
+            200,
+            "",
+        )],
     )
     .await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.headers()["content-type"],
-        "application/vnd.apache.parquet"
-    );
-    assert_eq!(r.headers()["x-ms-properties"], "source=bW9uZ28=");
-    assert_eq!(r.headers()["content-length"], "3");
-    // Range past the end: 416.
-    let r = send(
-        &client,
-        Method::GET,
-        &file,
-        &[("range", "bytes=10-20")],
-        b"",
-    )
-    .await;
-    assert_eq!((r.status().as_u16(), code(&r)), (416, "InvalidRange"));
-    // OneLake blocks setting access control.
-    let r = send(
-        &client,
-        Method::PATCH,
-        &format!("{file}?action=setAccessControl"),
-        &[("x-ms-acl", "user::rwx")],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status(), 400);
-    // List Paths needs `recursive`; a missing directory is 404; pages follow x-ms-continuation.
+    assert_eq!(header(&r, "content-type"), "application/vnd.apache.parquet");
+    assert_eq!(header(&r, "x-ms-properties"), "source=bW9uZ28=");
+    assert_eq!(header(&r, "content-length"), "3");
+    // Range past the end: 416. OneLake blocks setting access control. List Paths needs
+    // `recursive`; a missing directory is 404.
+    let range = [("range", "bytes=10-20")];
+    let acl = [("x-ms-acl", "user::rwx")];
     let list = format!("{}/ws?resource=filesystem", sim.endpoint());
-    let r = send(&client, Method::GET, &list, &[], b"").await;
-    assert_eq!(
-        (r.status().as_u16(), code(&r)),
-        (400, "MissingRequiredQueryParameter")
-    );
-    let r = send(
-        &client,
-        Method::GET,
-        &format!("{list}&recursive=false&directory=nope"),
-        &[],
-        b"",
-    )
-    .await;
-    assert_eq!((r.status().as_u16(), code(&r)), (404, "PathNotFound"));
-    for name in ["a", "b", "c", "d", "e"] {
-        send(
-            &client,
-            Method::PUT,
-            &format!("{base}/{name}?resource=file"),
-            &[],
-            b"",
-        )
-        .await;
-    }
+    let steps = vec![
+        (
+            (Method::GET, file.clone(), &range[..], &b""[..]),
+            416,
+            "InvalidRange",
+        ),
+        (
+            (
+                Method::PATCH,
+                at("action=setAccessControl"),
+                &acl[..],
+                &b""[..],
+            ),
+            400,
+            "UnsupportedQueryParameter",
+        ),
+        (
+            (Method::GET, list.clone(), none, &b""[..]),
+            400,
+            "MissingRequiredQueryParameter",
+        ),
+        (
+            (
+                Method::GET,
+                format!("{list}&recursive=false&directory=nope"),
+                none,
+                &b""[..],
+            ),
+            404,
+            "PathNotFound",
+        ),
+    ];
+    run(&client, steps).await;
+    // Pages follow x-ms-continuation.
+    let creates = ["a", "b", "c", "d", "e"]
+        .into_iter()
+        .map(|name| {
+            let url = format!("{base}/{name}?resource=file");
+            ((Method::PUT, url, none, &b""[..]), 201, "")
+        })
+        .collect();
+    run(&client, creates).await;
     let mut names = Vec::new();
     let mut continuation: Option<String> = None;
     let mut pages = 0;
@@ -379,8 +391,7 @@ async fn path_operations_answer_the_documented_errors() {
         if let Some(c) = &continuation {
             url.push_str(&format!("&continuation={}", urlencode(c)));
         }
-        let r = send(&client, Method::GET, &url, &[], b"").await;
-        assert_eq!(r.status(), 200);
+        let r = run(&client, vec![((Method::GET, url, none, &b""[..]), 200, "")]).await;
         continuation = r
             .headers()
             .get("x-ms-continuation")
@@ -389,13 +400,8 @@ async fn path_operations_answer_the_documented_errors() {
         let page = body["paths"].as_array().unwrap();
         assert!(page.len() <= 2);
         names.extend(page.iter().map(|p| {
-            p["name"]
-                .as_str()
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_owned()
+            let name = p["name"].as_str().unwrap();
+            name.rsplit('/').next().unwrap().to_owned()
         }));
         pages += 1;
         if continuation.is_none() {
@@ -405,24 +411,29 @@ async fn path_operations_answer_the_documented_errors() {
     assert_eq!(names, ["a", "b", "c", "d", "e", "f.bin"]);
     assert_eq!(pages, 3);
     // Path - Delete of a non-empty directory needs recursive=true.
-    let r = send(
-        &client,
-        Method::DELETE,
-        &format!("{base}?recursive=false"),
-        &[],
-        b"",
-    )
-    .await;
-    assert_eq!((r.status().as_u16(), code(&r)), (409, "DirectoryNotEmpty"));
-    let r = send(
-        &client,
-        Method::DELETE,
-        &format!("{base}?recursive=true"),
-        &[],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status(), 200);
+    let steps = vec![
+        (
+            (
+                Method::DELETE,
+                format!("{base}?recursive=false"),
+                none,
+                &b""[..],
+            ),
+            409,
+            "DirectoryNotEmpty",
+        ),
+        (
+            (
+                Method::DELETE,
+                format!("{base}?recursive=true"),
+                none,
+                &b""[..],
+            ),
+            200,
+            "",
+        ),
+    ];
+    run(&client, steps).await;
 }
 
 fn urlencode(s: &str) -> String {
@@ -443,85 +454,62 @@ async fn a_leased_path_needs_its_lease_id() {
     let sim = OneLakeSim::start().await.unwrap();
     let client = Client::new();
     let file = format!("{}/{LZ}/leased.bin", sim.endpoint());
-    send(
-        &client,
-        Method::PUT,
-        &format!("{file}?resource=file"),
-        &[],
-        b"",
-    )
-    .await;
-    let r = send(
-        &client,
-        Method::POST,
-        &file,
-        &[
-            ("x-ms-lease-action", "acquire"),
-            ("x-ms-lease-duration", "-1"),
-        ],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status(), 201);
-    let id = r.headers()["x-ms-lease-id"].to_str().unwrap().to_owned();
-    let r = send(
-        &client,
-        Method::PATCH,
-        &format!("{file}?action=append&position=0&flush=true"),
-        &[],
-        b"data",
-    )
-    .await;
-    assert_eq!((r.status().as_u16(), code(&r)), (412, "LeaseIdMissing"));
-    let r = send(
-        &client,
-        Method::PATCH,
-        &format!("{file}?action=append&position=0&flush=true"),
-        &[("x-ms-lease-id", &id)],
-        b"data",
-    )
-    .await;
-    assert_eq!(r.status(), 202);
-    let r = send(
-        &client,
-        Method::DELETE,
-        &file,
-        &[("accept", "application/json")],
-        b"",
-    )
-    .await;
-    assert_eq!((r.status().as_u16(), code(&r)), (412, "LeaseIdMissing"));
-    let r = send(
-        &client,
-        Method::POST,
-        &file,
-        &[
-            ("x-ms-lease-action", "acquire"),
-            ("x-ms-lease-duration", "20"),
-        ],
-        b"",
-    )
-    .await;
-    assert_eq!(
-        (r.status().as_u16(), code(&r)),
-        (409, "LeaseAlreadyPresent")
-    );
-    let r = send(
-        &client,
-        Method::POST,
-        &file,
-        &[("x-ms-lease-action", "release"), ("x-ms-lease-id", &id)],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    let r = send(
-        &client,
-        Method::DELETE,
-        &file,
-        &[("accept", "application/json")],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status(), 200);
+    let append = format!("{file}?action=append&position=0&flush=true");
+    let none: &[(&str, &str)] = &[];
+    let infinite = [
+        ("x-ms-lease-action", "acquire"),
+        ("x-ms-lease-duration", "-1"),
+    ];
+    let steps = vec![
+        (
+            (Method::PUT, format!("{file}?resource=file"), none, &b""[..]),
+            201,
+            "",
+        ),
+        (
+            (Method::POST, file.clone(), &infinite[..], &b""[..]),
+            201,
+            "",
+        ),
+    ];
+    let id = header(&run(&client, steps).await, "x-ms-lease-id");
+    let with_lease = [("x-ms-lease-id", id.as_str())];
+    let json = [("accept", "application/json")];
+    let again = [
+        ("x-ms-lease-action", "acquire"),
+        ("x-ms-lease-duration", "20"),
+    ];
+    let release = [
+        ("x-ms-lease-action", "release"),
+        ("x-ms-lease-id", id.as_str()),
+    ];
+    let steps = vec![
+        (
+            (Method::PATCH, append.clone(), none, &b"data"[..]),
+            412,
+            "LeaseIdMissing",
+        ),
+        (
+            (Method::PATCH, append, &with_lease[..], &b"data"[..]),
+            202,
+            "",
+        ),
+        (
+            (Method::DELETE, file.clone(), &json[..], &b""[..]),
+            412,
+            "LeaseIdMissing",
+        ),
+        (
+            (Method::POST, file.clone(), &again[..], &b""[..]),
+            409,
+            "LeaseAlreadyPresent",
+        ),
+        (
+            (Method::POST, file.clone(), &release[..], &b""[..]),
+            200,
+            "",
+        ),
+        ((Method::DELETE, file.clone(), &json[..], &b""[..]), 200, ""),
+    ];
+    run(&client, steps).await;
 }

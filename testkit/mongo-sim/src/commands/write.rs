@@ -218,15 +218,9 @@ fn to_raw(d: &Document) -> CmdResult<RawDocumentBuf> {
         ));
     }
     // storage_validation::storageValid, for what an update produces.
-    if crate::storage::nesting_depth(&raw) > crate::storage::MAX_USER_DEPTH {
-        return Err(CommandError::new(
-            codes::OVERFLOW,
-            format!(
-                "Document exceeds maximum nesting depth of {}",
-                crate::storage::MAX_USER_DEPTH
-            ),
-        ));
-    }
+    crate::storage::check_depth(&raw, |max| {
+        format!("Document exceeds maximum nesting depth of {max}")
+    })?;
     Ok(raw)
 }
 
@@ -455,18 +449,22 @@ pub fn update(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
     })
 }
 
+/// A delete statement's `limit` (0, all matches, when absent).
+fn delete_limit(s: &RawDocument) -> i64 {
+    s.get("limit")
+        .ok()
+        .flatten()
+        .and_then(|v| crate::matcher::as_i64(&v))
+        .unwrap_or(0)
+}
+
 pub fn delete(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
     cmd.check_fields(&["deletes", "ordered", "let"])?;
     let coll = cmd.collection()?;
     let stmts = cmd.doc_list("deletes")?;
     for s in &stmts {
         check_statement(s, "delete.deletes", &["q", "limit"], DELETE_FIELDS)?;
-        let limit = s
-            .get("limit")
-            .ok()
-            .flatten()
-            .and_then(|v| crate::matcher::as_i64(&v))
-            .unwrap_or(0);
+        let limit = delete_limit(s);
         if limit != 0 && limit != 1 {
             return Err(CommandError::failed_to_parse(format!(
                 "The limit field in delete objects must be 0 or 1. Got {limit}"
@@ -486,12 +484,7 @@ pub fn delete(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
                         "unchecked statement",
                     ));
                 };
-                let limit = s
-                    .get("limit")
-                    .ok()
-                    .flatten()
-                    .and_then(|v| crate::matcher::as_i64(&v))
-                    .unwrap_or(0);
+                let limit = delete_limit(s);
                 check_target(st, &cmd.db, &coll)?;
                 let filter = Expr::parse(q)?;
                 let targets = matching(st, &cmd.db, &coll, &filter, q, limit == 0);

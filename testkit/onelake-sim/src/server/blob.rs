@@ -55,14 +55,7 @@ fn put_blob(storage: &Storage, req: &Req, ctx: &Ctx) -> Result<Answer, SimError>
         props.content_type = req.header("content-type");
     }
     let f = storage.write_blob(&req.path, req.body.clone(), &req.conditions()?, props)?;
-    Ok(ctx.ok(
-        ctx.base(201)
-            .header("etag", f.etag.as_str())
-            .header("last-modified", http_date(f.last_modified))
-            .header("x-ms-request-server-encrypted", "true")
-            .header("content-length", "0"),
-        Bytes::new(),
-    ))
+    Ok(ctx.written(201, &f))
 }
 
 fn put_block_list(storage: &Storage, req: &Req, ctx: &Ctx) -> Result<Answer, SimError> {
@@ -84,13 +77,7 @@ fn put_block_list(storage: &Storage, req: &Req, ctx: &Ctx) -> Result<Answer, Sim
     }
     let props = req.write_props(Some(req.meta_headers()));
     let f = storage.commit_blocks(&req.path, &ids, &req.conditions()?, props)?;
-    Ok(ctx.ok(
-        ctx.base(201)
-            .header("etag", f.etag.as_str())
-            .header("last-modified", http_date(f.last_modified))
-            .header("content-length", "0"),
-        Bytes::new(),
-    ))
+    Ok(ctx.written(201, &f))
 }
 
 /// Get Blob / Get Blob Properties / Path - Read / Path - Get Properties: the content or the

@@ -35,14 +35,7 @@ pub(crate) fn handle(
         Operation::CreateFile => {
             let props = req.write_props(req.properties()?);
             let f = storage.create_file_with(&req.path, &req.conditions()?, props)?;
-            Ok(ctx.ok(
-                ctx.base(201)
-                    .header("etag", f.etag.as_str())
-                    .header("last-modified", http_date(f.last_modified))
-                    .header("x-ms-request-server-encrypted", "true")
-                    .header("content-length", "0"),
-                Bytes::new(),
-            ))
+            Ok(ctx.written(201, &f))
         }
         Operation::CreateDirectory => {
             let etag = storage.create_dir_with(&req.path, &req.conditions()?, req.properties()?)?;
@@ -115,14 +108,7 @@ fn append(storage: &Storage, req: &Req, ctx: &Ctx) -> Result<Answer, SimError> {
     // flush=True)`.
     if req.bool_param("flush")? == Some(true) {
         let f = storage.append_and_flush(&req.path, position, &req.body, &conditions)?;
-        return Ok(ctx.ok(
-            ctx.base(202)
-                .header("etag", f.etag.as_str())
-                .header("last-modified", http_date(f.last_modified))
-                .header("x-ms-request-server-encrypted", "true")
-                .header("content-length", "0"),
-            Bytes::new(),
-        ));
+        return Ok(ctx.written(202, &f));
     }
     storage.append_with(&req.path, position, &req.body, &conditions)?;
     Ok(ctx.ok(
@@ -147,14 +133,7 @@ fn flush(storage: &Storage, req: &Req, ctx: &Ctx) -> Result<Answer, SimError> {
     req.bool_param("close")?;
     let props: WriteProps = req.write_props(None);
     let f = storage.flush_with(&req.path, position, retain, &req.conditions()?, props)?;
-    Ok(ctx.ok(
-        ctx.base(200)
-            .header("etag", f.etag.as_str())
-            .header("last-modified", http_date(f.last_modified))
-            .header("x-ms-request-server-encrypted", "true")
-            .header("content-length", "0"),
-        Bytes::new(),
-    ))
+    Ok(ctx.written(200, &f))
 }
 
 /// DFS `Path - Update ?action=setProperties` (`x-ms-properties`, `x-ms-content-*`).

@@ -279,23 +279,21 @@ impl Req {
 
     /// `If-Match`, `If-None-Match`, `If-(Un)Modified-Since` and `x-ms-lease-id`.
     pub fn conditions(&self) -> Result<Conditions, SimError> {
-        Ok(Conditions {
-            if_match: self.header("if-match"),
-            if_none_match: self.header("if-none-match"),
-            if_modified_since: self.date_header("if-modified-since")?,
-            if_unmodified_since: self.date_header("if-unmodified-since")?,
-            lease_id: self.header("x-ms-lease-id"),
-        })
+        self.conditions_named("", "x-ms-lease-id")
     }
 
     /// The rename source's conditions: `x-ms-source-if-*` and `x-ms-source-lease-id`.
     pub fn source_conditions(&self) -> Result<Conditions, SimError> {
+        self.conditions_named("x-ms-source-", "x-ms-source-lease-id")
+    }
+
+    fn conditions_named(&self, prefix: &str, lease: &str) -> Result<Conditions, SimError> {
         Ok(Conditions {
-            if_match: self.header("x-ms-source-if-match"),
-            if_none_match: self.header("x-ms-source-if-none-match"),
-            if_modified_since: self.date_header("x-ms-source-if-modified-since")?,
-            if_unmodified_since: self.date_header("x-ms-source-if-unmodified-since")?,
-            lease_id: self.header("x-ms-source-lease-id"),
+            if_match: self.header(&format!("{prefix}if-match")),
+            if_none_match: self.header(&format!("{prefix}if-none-match")),
+            if_modified_since: self.date_header(&format!("{prefix}if-modified-since"))?,
+            if_unmodified_since: self.date_header(&format!("{prefix}if-unmodified-since"))?,
+            lease_id: self.header(lease),
         })
     }
 

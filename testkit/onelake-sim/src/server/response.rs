@@ -66,6 +66,19 @@ impl Ctx {
         )
     }
 
+    /// The answer to a write that stored `f` (Put Blob, Put Block List, Path - Create of a file,
+    /// Path - Update append with flush and flush): its ETag and Last-Modified, no body.
+    pub fn written(&self, status: u16, f: &StoredFile) -> Answer {
+        self.ok(
+            self.base(status)
+                .header("etag", f.etag.as_str())
+                .header("last-modified", http_date(f.last_modified))
+                .header("x-ms-request-server-encrypted", "true")
+                .header("content-length", "0"),
+            Bytes::new(),
+        )
+    }
+
     pub fn error(&self, e: &SimError) -> Answer {
         error_response(
             self.api,

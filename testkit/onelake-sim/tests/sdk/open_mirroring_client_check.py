@@ -10,7 +10,6 @@
 
 Usage: python open_mirroring_client_check.py http://127.0.0.1:<port>
 """
-import base64
 import json
 import sys
 import uuid
@@ -18,22 +17,15 @@ import uuid
 import requests
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.filedatalake import DataLakeServiceClient
+from sdk_check_common import CRED, expect
 
 endpoint = sys.argv[1]
 # What the SDK is given: the item's Files folder as the account URL.
 host = f"{endpoint}/ws/lake.MountedRelationalDatabase/Files"
-cred = {"account_name": "onelake", "account_key": base64.b64encode(b"k" * 32).decode()}
 AUTH = {"Authorization": "Bearer token"}
 
 
-def expect(cond, what):
-    if not cond:
-        print("FAILED:", what)
-        sys.exit(1)
-    print("ok:", what)
-
-
-svc = DataLakeServiceClient(account_url=host, credential=cred)
+svc = DataLakeServiceClient(account_url=host, credential=CRED)
 lz = svc.get_file_system_client(file_system="LandingZone")
 
 # create_table

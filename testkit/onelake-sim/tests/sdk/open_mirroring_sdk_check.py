@@ -6,7 +6,6 @@ client's block uploads and conditional writes. Exits non-zero on the first unexp
 Usage: python open_mirroring_sdk_check.py http://127.0.0.1:<port>
 Needs: pip install azure-storage-file-datalake azure-storage-blob
 """
-import base64
 import json
 import sys
 
@@ -14,21 +13,13 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.storage.blob import BlobServiceClient
 from azure.storage.filedatalake import DataLakeLeaseClient, DataLakeServiceClient
+from sdk_check_common import CRED, expect
 
 endpoint = sys.argv[1]
-# The SDKs send bearer tokens over https only; the simulator also takes SharedKey (unverified).
-cred = {"account_name": "onelake", "account_key": base64.b64encode(b"k" * 32).decode()}
 LZ = "lake/Files/LandingZone/sdk"
 
 
-def expect(cond, what):
-    if not cond:
-        print("FAILED:", what)
-        sys.exit(1)
-    print("ok:", what)
-
-
-svc = DataLakeServiceClient(account_url=endpoint, credential=cred)
+svc = DataLakeServiceClient(account_url=endpoint, credential=CRED)
 fs = svc.get_file_system_client("ws")
 d = fs.get_directory_client(LZ)
 d.create_directory()
@@ -62,7 +53,7 @@ expect(names == [f"{LZ}/00000000000000000001.parquet", f"{LZ}/_metadata.json", f
 tmp2.delete_file()
 expect(not tmp2.exists(), "delete_file")
 
-blob = BlobServiceClient(account_url=endpoint, credential=cred, max_single_put_size=1024 * 1024, max_block_size=1024 * 1024)
+blob = BlobServiceClient(account_url=endpoint, credential=CRED, max_single_put_size=1024 * 1024, max_block_size=1024 * 1024)
 bc = blob.get_container_client("ws").get_blob_client(f"{LZ}/big.bin")
 bc.upload_blob(b"a" * (3 * 1024 * 1024 + 7), overwrite=True)
 expect(bc.get_blob_properties().size == 3 * 1024 * 1024 + 7, "block upload (Put Block + Put Block List)")
