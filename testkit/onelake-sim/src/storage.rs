@@ -214,6 +214,18 @@ pub struct WriteProps {
     pub http_headers: BTreeMap<String, String>,
 }
 
+impl WriteProps {
+    /// A Blob write's: the metadata and the content type given (`application/octet-stream`
+    /// without one), no other headers.
+    pub fn blob(metadata: BTreeMap<String, String>, content_type: Option<String>) -> Self {
+        Self {
+            metadata: Some(metadata),
+            content_type: Some(content_type.unwrap_or_else(|| "application/octet-stream".into())),
+            http_headers: BTreeMap::new(),
+        }
+    }
+}
+
 /// The in-memory account. Cheap to clone (shared).
 #[derive(Clone, Default)]
 pub struct Storage {
@@ -386,13 +398,7 @@ impl Storage {
             path,
             data,
             conditions,
-            WriteProps {
-                metadata: Some(metadata),
-                content_type: Some(
-                    content_type.unwrap_or_else(|| "application/octet-stream".into()),
-                ),
-                http_headers: BTreeMap::new(),
-            },
+            WriteProps::blob(metadata, content_type),
         )
     }
 
@@ -449,13 +455,7 @@ impl Storage {
             path,
             ids,
             conditions,
-            WriteProps {
-                metadata: Some(metadata),
-                content_type: Some(
-                    content_type.unwrap_or_else(|| "application/octet-stream".into()),
-                ),
-                http_headers: BTreeMap::new(),
-            },
+            WriteProps::blob(metadata, content_type),
         )
     }
 

@@ -243,13 +243,7 @@ pub(crate) fn set_properties(storage: &Storage, req: &Req, ctx: &Ctx) -> Result<
                 e
             }
         })?;
-    Ok(ctx.ok(
-        ctx.base(200)
-            .header("etag", etag)
-            .header("last-modified", http_date(chrono::Utc::now()))
-            .header("content-length", "0"),
-        Bytes::new(),
-    ))
+    Ok(ctx.changed(200, etag))
 }
 
 fn list_blobs(storage: &Storage, req: &Req, ctx: &Ctx) -> Result<Answer, SimError> {

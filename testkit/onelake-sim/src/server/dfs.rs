@@ -39,13 +39,7 @@ pub(crate) fn handle(
         }
         Operation::CreateDirectory => {
             let etag = storage.create_dir_with(&req.path, &req.conditions()?, req.properties()?)?;
-            Ok(ctx.ok(
-                ctx.base(201)
-                    .header("etag", etag)
-                    .header("last-modified", http_date(chrono::Utc::now()))
-                    .header("content-length", "0"),
-                Bytes::new(),
-            ))
+            Ok(ctx.changed(201, etag))
         }
         Operation::Rename => rename(storage, req, ctx, own_host),
         Operation::Append => append(storage, req, ctx),
@@ -140,13 +134,7 @@ fn flush(storage: &Storage, req: &Req, ctx: &Ctx) -> Result<Answer, SimError> {
 pub(crate) fn set_properties(storage: &Storage, req: &Req, ctx: &Ctx) -> Result<Answer, SimError> {
     let props = req.write_props(req.properties()?);
     let etag = storage.set_properties(&req.path, &req.conditions()?, props)?;
-    Ok(ctx.ok(
-        ctx.base(200)
-            .header("etag", etag)
-            .header("last-modified", http_date(chrono::Utc::now()))
-            .header("content-length", "0"),
-        Bytes::new(),
-    ))
+    Ok(ctx.changed(200, etag))
 }
 
 /// `Path - Lease` (DFS `POST`) and `Lease Blob` (`PUT ?comp=lease`).

@@ -79,6 +79,18 @@ impl Ctx {
         )
     }
 
+    /// The answer to a write that changed a path's properties or created a directory: the new
+    /// ETag, no body.
+    pub fn changed(&self, status: u16, etag: String) -> Answer {
+        self.ok(
+            self.base(status)
+                .header("etag", etag)
+                .header("last-modified", http_date(chrono::Utc::now()))
+                .header("content-length", "0"),
+            Bytes::new(),
+        )
+    }
+
     pub fn error(&self, e: &SimError) -> Answer {
         error_response(
             self.api,
