@@ -30,6 +30,9 @@ pub struct SimOptions {
     /// mongod writes a no-op to an idle replica set's oplog every 10 s, which keeps change
     /// streams' high-water marks advancing. `None` disables it.
     pub noop_interval: Option<Duration>,
+    /// The mongod version to play (default 7.0.0; 6.0 or later): `buildInfo`, `maxWireVersion`
+    /// and the features that came with later versions (see [`crate::version`]).
+    pub server_version: crate::version::ServerVersion,
 }
 
 impl Default for SimOptions {
@@ -40,6 +43,7 @@ impl Default for SimOptions {
             set_name: "rs0".to_string(),
             oplog_size_bytes: 256 * 1024 * 1024,
             noop_interval: Some(Duration::from_secs(10)),
+            server_version: crate::version::ServerVersion::default(),
         }
     }
 }
@@ -57,7 +61,10 @@ impl MongoSim {
         let listener = TcpListener::bind((opts.host.as_str(), opts.port)).await?;
         let addr = listener.local_addr()?;
         let host = format!("{}:{}", opts.host, addr.port());
-        let state = State::new(Topology::new(&opts.set_name, &host), opts.oplog_size_bytes);
+        let state = State::new(
+            Topology::new(&opts.set_name, &host, opts.server_version),
+            opts.oplog_size_bytes,
+        );
         let shared = Shared::new(state);
         let mut tasks = vec![tokio::spawn(crate::server::serve(listener, shared.clone()))];
         if let Some(every) = opts.noop_interval {

@@ -39,6 +39,10 @@ pub enum Operation {
     Rename,
     /// Blob `Delete Blob` or DFS `Path - Delete`.
     Delete,
+    /// DFS `Path - Lease` or Blob `Lease Blob`.
+    Lease,
+    /// DFS `Path - Update` `setProperties`, Blob `Set Blob Metadata` / `Set Blob Properties`.
+    SetProperties,
     /// Blob Batch (OneLake rejects it).
     Batch,
     /// Container / filesystem operations.

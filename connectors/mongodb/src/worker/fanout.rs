@@ -109,6 +109,18 @@ impl Worker {
                 if let Some(idx) = coll.and_then(|c| self.by_coll.get(&c).copied()) {
                     self.collection_gone(idx, "renamed").await?;
                 }
+                // A rename onto an existing collection replaces it in the same event (mongod logs
+                // no separate drop, only the rename's `dropTarget`): the target's table goes too,
+                // and discovery copies the renamed collection under the target's name.
+                let target = event
+                    .get_document("to")
+                    .ok()
+                    .filter(|to| to.get_str("db") == Ok(self.db.as_str()))
+                    .and_then(|to| to.get_str("coll").ok())
+                    .and_then(|c| self.by_coll.get(c).copied());
+                if let Some(idx) = target {
+                    self.collection_gone(idx, "replaced by a rename").await?;
+                }
                 self.discover_now = true;
             }
             "dropDatabase" => {

@@ -181,6 +181,14 @@ max_backoff = "1s"
         }
     }
 
+    /// Kills the engine: its task is aborted where it is, with no clean shutdown (what a crash
+    /// leaves behind, within this process).
+    pub async fn kill(&mut self) {
+        let running = self.running.lock().unwrap().take().expect("not running");
+        running.task.abort();
+        let _ = running.task.await;
+    }
+
     /// Stops the engine cleanly and returns how it ended.
     pub async fn stop_result(&mut self) -> Result<RunReport, EngineError> {
         let running = self.running.lock().unwrap().take().expect("not running");
