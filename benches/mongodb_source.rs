@@ -111,6 +111,31 @@ fn cpu_secs(pid: Option<u32>) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// User + system CPU seconds of the thread named `name` in process `pid` (0 if there is none).
+fn thread_cpu_secs(pid: u32, name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+        })
+        .map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            (ticks(11) + ticks(12)) / 100.0
+        })
+        .sum()
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -604,6 +629,8 @@ struct Figures {
     paced_p50_ms: f64,
     paced_p99_ms: f64,
     peak_rss_mb: f64,
+    /// The API thread's share of mirror's CPU (0 with the API off).
+    api_cpu_share: f64,
 }
 
 /// A free port for mirror's API.
@@ -830,9 +857,14 @@ landing_zone = {lz:?}
 
     if let Some(scraper) = scraper {
         let (scrapes, bytes, slowest) = scraper.stop();
+        // What serving costs, measured directly: the API's own thread (the telemetry it serves
+        // is recorded whether the API is on or not).
+        let (api_cpu, all_cpu) = (thread_cpu_secs(mirror.pid, "mirror-api"), mirror.cpu());
+        figures.api_cpu_share = api_cpu / all_cpu.max(f64::MIN_POSITIVE);
         println!(
-            "API: {scrapes} scrapes of /metrics ({:.0} KB each), slowest {slowest:.1?}",
-            bytes as f64 / scrapes.max(1) as f64 / 1e3
+            "API: {scrapes} scrapes of /metrics ({:.0} KB each), slowest {slowest:.1?} (the backlog phase holds mirror stopped); the API thread used {api_cpu:.2} s of mirror's {all_cpu:.1} s of CPU ({:.2}%)",
+            bytes as f64 / scrapes.max(1) as f64 / 1e3,
+            figures.api_cpu_share * 100.0
         );
     }
 
@@ -852,6 +884,8 @@ fn print_comparison(off: &[Figures], on: &[Figures]) {
     let mean = |runs: &[Figures], f: fn(&Figures) -> f64| {
         runs.iter().map(f).sum::<f64>() / runs.len().max(1) as f64
     };
+    let share = mean(on, |f| f.api_cpu_share) * 100.0;
+    println!("--- the API thread used {share:.2}% of mirror's CPU in the runs with the API on");
     type Phase = (&'static str, fn(&Figures) -> f64);
     let rows: [Phase; 9] = [
         ("initial sync, docs/s", |f| f.sync_rate),

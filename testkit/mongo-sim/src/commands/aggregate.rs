@@ -297,7 +297,12 @@ pub fn run_pipeline(
                     if let ("$collStats", RawBsonRef::Document(spec)) = stage_name(first)? {
                         stages = &stages[1..];
                         let d = coll_stats(st, db, coll, spec)?;
-                        return run_stages(vec![Arc::new(d)], stages, st.topology.version, st.sample_seed);
+                        return run_stages(
+                            vec![Arc::new(d)],
+                            stages,
+                            st.topology.version,
+                            st.sample_seed,
+                        );
                     }
                     if let ("$match", RawBsonRef::Document(f)) = stage_name(first)? {
                         let e = Expr::parse(f)?;
