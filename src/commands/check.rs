@@ -34,7 +34,7 @@ pub fn check(path: &Path) -> Code {
     }
     if !problems.is_empty() {
         for p in &problems {
-            eprintln!("error: {p}");
+            crate::print::error(p);
         }
         return Code::Usage;
     }
@@ -83,7 +83,7 @@ pub fn check(path: &Path) -> Code {
     match resolve_checkpoint_store(&config) {
         Ok(store) => println!("\ncheckpoints: {}", store.location()),
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::print::error(&e);
             return Code::Usage;
         }
     }

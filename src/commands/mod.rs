@@ -57,7 +57,7 @@ pub fn load_config(path: &Path) -> Result<MirrorConfig, Code> {
         .with_plugin_loader(&plugins)
         .load(path);
     loaded.map_err(|e| {
-        eprintln!("error: {e}");
+        crate::print::error(&e);
         Code::Usage
     })
 }

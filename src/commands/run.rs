@@ -29,7 +29,7 @@ pub async fn run(path: &Path, api_address: Option<SocketAddr>) -> Code {
         match ApiServer::start(&settings, address, telemetry) {
             Ok(server) => Some(server),
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::print::error(&e);
                 return Code::Startup;
             }
         }
@@ -56,7 +56,7 @@ pub async fn run(path: &Path, api_address: Option<SocketAddr>) -> Code {
         }
         Err(err) => {
             error!("{err}");
-            eprintln!("error: {err}");
+            crate::print::error(&err);
             match err {
                 EngineError::Build(_) | EngineError::LoadCheckpoint { .. } => Code::Startup,
                 EngineError::ShutdownTimeout { .. } => Code::ShutdownTimeout,

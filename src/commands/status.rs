@@ -28,7 +28,7 @@ pub async fn status(path: &Path, format: StatusFormat) -> Code {
     let store = match resolve_checkpoint_store(&config) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::print::error(&e);
             return Code::Usage;
         }
     };
@@ -45,7 +45,7 @@ pub async fn status(path: &Path, format: StatusFormat) -> Code {
                 }
             },
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::print::error(&e);
                 Code::Startup
             }
         };

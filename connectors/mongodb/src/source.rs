@@ -29,7 +29,8 @@ use crate::worker::{self, DbOutput, Targets, WorkerSetup};
 mirror_core::register_source!(
     "mongodb",
     MongoSourceConfig,
-    "MongoDB collections: initial sync, then change streams"
+    "MongoDB collections: initial sync, then change streams",
+    secrets = ["uri"]
 );
 
 /// Referenced from the crate's `link()` so the linker keeps this module's registration.

@@ -160,7 +160,8 @@ pub struct OneLakeSinkConfig {
 mirror_core::register_sink!(
     "onelake",
     OneLakeSinkConfig,
-    "Fabric Open Mirroring landing zone (OneLake, ADLS Gen2 or a local directory)"
+    "Fabric Open Mirroring landing zone (OneLake, ADLS Gen2 or a local directory)",
+    secrets = ["client_secret", "token", "account_key"]
 );
 
 /// Referenced from the crate's `link()` so the linker keeps this module's registration.
