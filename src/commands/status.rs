@@ -85,6 +85,24 @@ pub async fn status(path: &Path, format: StatusFormat) -> Code {
             }
         }
     }
+    for sink in &config.sinks {
+        match sink.config.writers().await {
+            Ok(lines) if lines.is_empty() => {}
+            Ok(lines) => {
+                println!("\nsink {} ({}): writers", sink.name, sink.type_name);
+                for line in lines {
+                    println!("  {line}");
+                }
+            }
+            Err(e) => {
+                println!(
+                    "\nsink {} ({}): writers: error: {e}",
+                    sink.name, sink.type_name
+                );
+                failed = true;
+            }
+        }
+    }
     if failed {
         Code::Startup
     } else {

@@ -322,6 +322,12 @@ pub trait SinkConfig: fmt::Debug + Send + Sync {
         None
     }
 
+    /// Who writes the sink's destination, one line per table, for `mirror status` (the Open
+    /// Mirroring sink: each table's lease holder, and whether it still runs). Empty by default.
+    async fn writers(&self) -> Result<Vec<String>, crate::destination::DestinationError> {
+        Ok(Vec::new())
+    }
+
     /// What the sink's destination reports about the tables it was sent (`None`: the sink has no
     /// such destination, or none is configured). See [`crate::destination`].
     async fn destination_status(

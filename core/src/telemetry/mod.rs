@@ -289,9 +289,12 @@ impl Telemetry {
             for table in sink.tables() {
                 if table.lease() == LeaseState::Waiting {
                     reasons.push(format!(
-                        "sink `{}`: waiting for the lease of table {} (another writer holds it)",
+                        "sink `{}`: waiting for the lease of table {}: {}",
                         sink.name(),
-                        table.id()
+                        table.id(),
+                        table
+                            .lease_wait_reason()
+                            .unwrap_or_else(|| "another writer holds it".into())
                     ));
                 }
             }

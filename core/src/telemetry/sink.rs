@@ -106,6 +106,8 @@ pub struct SinkTableTelemetry {
     last_file: AtomicU64,
     last_file_at: AtomicU64,
     lease: AtomicU8,
+    /// Why the lease is waited for (who holds it), while it is.
+    lease_wait: Mutex<Option<String>>,
     publish: Histogram,
 }
 
@@ -124,6 +126,7 @@ impl SinkTableTelemetry {
             last_file: AtomicU64::new(0),
             last_file_at: AtomicU64::new(0),
             lease: AtomicU8::new(LeaseState::NotHeld as u8),
+            lease_wait: Mutex::new(None),
             publish: Histogram::new(PUBLISH_BUCKETS),
         }
     }
@@ -192,7 +195,23 @@ impl SinkTableTelemetry {
 
     /// The lease's state now.
     pub fn set_lease(&self, state: LeaseState) {
+        if state != LeaseState::Waiting {
+            *lock(&self.lease_wait) = None;
+        }
         self.lease.store(state as u8, Ordering::Relaxed);
+    }
+
+    /// Waiting for the lease, because of `reason` (who holds it, and whether it may still be
+    /// alive).
+    pub fn set_lease_waiting(&self, reason: &str) {
+        *lock(&self.lease_wait) = Some(super::redact_message(reason));
+        self.lease
+            .store(LeaseState::Waiting as u8, Ordering::Relaxed);
+    }
+
+    /// Why the lease is waited for, while it is.
+    pub fn lease_wait_reason(&self) -> Option<String> {
+        lock(&self.lease_wait).clone()
     }
 
     /// The lease's state.
