@@ -19,6 +19,7 @@
 //! `api` (this library surface).
 
 pub mod api;
+pub mod auth;
 pub mod changestream;
 pub mod commands;
 pub mod cursors;

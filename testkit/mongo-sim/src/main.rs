@@ -39,6 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         oplog_size_bytes: args.oplog_size_mb * 1024 * 1024,
         noop_interval: (args.noop_interval_ms > 0)
             .then(|| Duration::from_millis(args.noop_interval_ms)),
+        ..SimOptions::default()
     };
     let sim = MongoSim::start(opts).await?;
     if let Some(n) = args.seed_sample {
