@@ -58,7 +58,9 @@ pub async fn run(path: &Path, api_address: Option<SocketAddr>) -> Code {
             error!("{err}");
             crate::print::error(&err);
             match err {
-                EngineError::Build(_) | EngineError::LoadCheckpoint { .. } => Code::Startup,
+                EngineError::Build(_)
+                | EngineError::LoadCheckpoint { .. }
+                | EngineError::StartTimeout { .. } => Code::Startup,
                 EngineError::ShutdownTimeout { .. } => Code::ShutdownTimeout,
                 _ => Code::Failed,
             }

@@ -103,6 +103,17 @@ pub trait Sink: Send {
 }
 
 /// Why a component could not be built from its configuration.
+///
+/// A transient one (its server cannot be reached yet: network, DNS, a private endpoint coming
+/// up) makes the engine try again with backoff until `engine.start_timeout`; a permanent one
+/// (bad settings, authentication failed, permission denied) stops the start at once.
+///
+/// ```
+/// use mirror_core::component::BuildError;
+/// let e = BuildError::transient("atlas", "cannot reach db.example.net: connection refused");
+/// assert!(e.is_transient());
+/// assert!(!BuildError::new("atlas", "authentication failed").is_transient());
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error("{component}: {message}")]
 pub struct BuildError {
@@ -110,15 +121,39 @@ pub struct BuildError {
     pub component: String,
     /// What is wrong and what to check.
     pub message: String,
+    /// Whether trying again later can succeed.
+    pub kind: crate::ErrorKind,
 }
 
 impl BuildError {
-    /// A build error for the component `name`.
+    /// A build error for the component `name` that trying again cannot fix.
     pub fn new(component: impl Into<String>, message: impl fmt::Display) -> Self {
         Self {
             component: component.into(),
             message: message.to_string(),
+            kind: crate::ErrorKind::Permanent,
         }
+    }
+
+    /// A build error for the component `name` that may pass (a server not reachable yet).
+    pub fn transient(component: impl Into<String>, message: impl fmt::Display) -> Self {
+        Self {
+            kind: crate::ErrorKind::Transient,
+            ..Self::new(component, message)
+        }
+    }
+
+    /// A build error of `kind`, from a component's error (its message with every cause).
+    pub fn from_component(component: impl Into<String>, error: &ComponentError) -> Self {
+        Self {
+            kind: error.kind(),
+            ..Self::new(component, error.chain())
+        }
+    }
+
+    /// Whether the engine tries again.
+    pub fn is_transient(&self) -> bool {
+        self.kind == crate::ErrorKind::Transient
     }
 }
 

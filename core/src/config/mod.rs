@@ -115,6 +115,11 @@ pub struct EngineSettings {
     pub shutdown_timeout: Duration,
     /// Retries of transient errors.
     pub retry: RetrySettings,
+    /// How long `mirror run` keeps trying to reach sources and sinks that are unreachable at
+    /// start (with the backoff of `retry`), not ready meanwhile; unset: until stopped. Errors
+    /// that waiting cannot fix (authentication, permissions, invalid settings) stop at once.
+    #[serde(with = "humantime_serde")]
+    pub start_timeout: Option<Duration>,
 }
 
 impl Default for EngineSettings {
@@ -123,6 +128,7 @@ impl Default for EngineSettings {
             channel_capacity: 4,
             shutdown_timeout: Duration::from_secs(30),
             retry: RetrySettings::default(),
+            start_timeout: None,
         }
     }
 }

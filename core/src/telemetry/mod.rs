@@ -273,7 +273,13 @@ impl Telemetry {
         }
         for source in self.sources() {
             if !source.is_built() {
-                reasons.push(format!("source `{}`: connecting", source.name()));
+                match source.reachability() {
+                    Err(Some(why)) => reasons.push(format!(
+                        "source `{}`: not connected yet, trying again: {why}",
+                        source.name()
+                    )),
+                    _ => reasons.push(format!("source `{}`: connecting", source.name())),
+                }
             } else if let Err(why) = source.reachability() {
                 reasons.push(format!(
                     "source `{}`: cannot reach its server{}",
@@ -284,7 +290,15 @@ impl Telemetry {
         }
         for sink in self.sinks() {
             if !sink.is_opened() {
-                reasons.push(format!("sink `{}`: opening its destination", sink.name()));
+                match sink.open_failure() {
+                    Some(why) => reasons.push(format!(
+                        "sink `{}`: cannot open its destination yet, trying again: {why}",
+                        sink.name()
+                    )),
+                    None => {
+                        reasons.push(format!("sink `{}`: opening its destination", sink.name()))
+                    }
+                }
             }
             for table in sink.tables() {
                 if table.lease() == LeaseState::Waiting {

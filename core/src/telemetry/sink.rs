@@ -29,6 +29,8 @@ pub struct SinkTelemetry {
     name: String,
     type_name: String,
     opened: AtomicBool,
+    /// Why the destination could not be opened yet (the engine tries again).
+    open_failure: Mutex<Option<String>>,
     tables: RwLock<BTreeMap<TableId, Arc<SinkTableTelemetry>>>,
     destination: Mutex<Option<Arc<DestinationSnapshot>>>,
     /// Retries, errors, the last error.
@@ -41,6 +43,7 @@ impl SinkTelemetry {
             name: name.to_owned(),
             type_name: type_name.to_owned(),
             opened: AtomicBool::new(false),
+            open_failure: Mutex::new(None),
             tables: RwLock::default(),
             destination: Mutex::new(None),
             stats: ComponentStats::default(),
@@ -59,7 +62,19 @@ impl SinkTelemetry {
 
     /// The destination is open (engine, once the sink is built).
     pub fn set_opened(&self) {
+        *lock(&self.open_failure) = None;
         self.opened.store(true, Ordering::Relaxed);
+    }
+
+    /// Opening the destination failed for a reason that may pass; the engine tries again
+    /// (engine).
+    pub fn set_open_failure(&self, reason: &str) {
+        *lock(&self.open_failure) = Some(super::redact_message(reason));
+    }
+
+    /// Why the destination is not open yet, if an attempt failed.
+    pub fn open_failure(&self) -> Option<String> {
+        lock(&self.open_failure).clone()
     }
 
     /// Whether the destination is open.

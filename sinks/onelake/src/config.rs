@@ -364,9 +364,14 @@ impl SinkConfig for OneLakeSinkConfig {
         options.takeover.fabric = self
             .fabric_target()
             .map_err(|m| BuildError::new(&cx.name, m))?;
+        // An unreachable landing zone may come up (the engine tries again); refused credentials
+        // or a missing permission do not.
         let writer = LandingZoneWriter::open(store, options)
             .await
-            .map_err(|e| BuildError::new(&cx.name, e))?
+            .map_err(|e| match e.is_transient() {
+                true => BuildError::transient(&cx.name, e),
+                false => BuildError::new(&cx.name, e),
+            })?
             .with_telemetry(cx.telemetry);
         Ok(Box::new(OneLakeSink::new(writer)))
     }
