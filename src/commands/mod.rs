@@ -21,7 +21,11 @@ pub async fn dispatch(command: Command) -> Code {
             config,
             api_address,
         } => run::run(&config, api_address).await,
-        Command::Check { config } => check::check(&config),
+        Command::Check {
+            config,
+            connect,
+            timeout,
+        } => check::check(&config, connect.then_some(timeout)).await,
         Command::Status { config, format } => status::status(&config, format).await,
         Command::Init(args) => init::init(&args),
         Command::Fabric { command } => fabric::fabric(command).await,

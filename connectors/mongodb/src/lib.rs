@@ -8,8 +8,10 @@
 //! - [`stream`]: the change stream task (resume, invalidate, high-water marks).
 //! - [`state`]: the checkpointed state (resume tokens, initial-sync ranges, column types).
 //! - [`bson_arrow`]: raw BSON documents to typed Arrow batches, following the table's mapping.
+//! - `check`: `mirror check --connect` (reachability, deployment, privileges, pre-images, oplog).
 
 pub mod bson_arrow;
+mod check;
 pub mod config;
 pub mod discovery;
 pub mod errors;

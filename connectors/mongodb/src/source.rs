@@ -29,8 +29,7 @@ use crate::worker::{self, DbOutput, Targets, WorkerSetup};
 mirror_core::register_source!(
     "mongodb",
     MongoSourceConfig,
-    "MongoDB collections: initial sync, then change streams",
-    secrets = ["uri"]
+    "MongoDB collections: initial sync, then change streams"
 );
 
 /// Referenced from the crate's `link()` so the linker keeps this module's registration.
@@ -112,6 +111,13 @@ impl SourceConfig for MongoSourceConfig {
             emitted: 0,
             barriers: std::collections::VecDeque::new(),
         }))
+    }
+
+    async fn check(
+        &self,
+        cx: mirror_core::component::check::CheckContext,
+    ) -> Vec<mirror_core::component::check::Check> {
+        crate::check::check(self, &cx).await
     }
 
     fn describe(&self) -> String {
@@ -298,46 +304,12 @@ pub(crate) async fn connect(
     config: &MongoSourceConfig,
 ) -> Result<(Client, SourceSystem), ComponentError> {
     let redacted = config.uri.redacted();
-    let mut options = ClientOptions::parse(config.uri.expose())
-        .await
-        .map_err(|e| {
-            let message = without_uri(&e.to_string(), config);
-            if crate::errors::is_transient(&e)
-                || matches!(*e.kind, mongodb::error::ErrorKind::DnsResolve { .. })
-            {
-                ComponentError::transient(SourceError(format!(
-                    "cannot resolve the hosts of the MongoDB URI {redacted}: {message}; check the \
-                     host name (mongodb+srv:// needs DNS SRV and TXT records) and that DNS works \
-                     from here"
-                )))
-            } else {
-                ComponentError::permanent(SourceError(format!(
-                    "cannot use the MongoDB URI {redacted}: {message}"
-                )))
-            }
-        })?;
-    options
-        .app_name
-        .get_or_insert_with(|| format!("mirror/{}", mirror_core::VERSION));
-    let client = Client::with_options(options).map_err(|e| {
-        ComponentError::permanent(SourceError(format!(
-            "cannot create a MongoDB client for {redacted}: {}",
-            without_uri(&e.to_string(), config)
-        )))
-    })?;
+    let client = client(config, None).await?;
     let hello = client
         .database("admin")
         .run_command(doc! {"hello": 1})
         .await
-        .map_err(|e| {
-            let refused = matches!(*e.kind, mongodb::error::ErrorKind::Authentication { .. });
-            let what = if refused {
-                format!("MongoDB at {redacted} refused the credentials")
-            } else {
-                format!("cannot reach MongoDB at {redacted}")
-            };
-            crate::errors::classify(e, &format!("{what}: hello"))
-        })?;
+        .map_err(|e| hello_error(e, config))?;
     let is_router = hello.get_str("msg") == Ok("isdbgrid");
     if hello.get_str("setName").is_err() && !is_router {
         return Err(ComponentError::permanent(SourceError(format!(
@@ -366,6 +338,60 @@ pub(crate) async fn connect(
         }
     }
     Ok((client, system))
+}
+
+/// A failed `hello`: the credentials refused (permanent), or the server not reachable.
+pub(crate) fn hello_error(e: mongodb::error::Error, config: &MongoSourceConfig) -> ComponentError {
+    let redacted = config.uri.redacted();
+    let what = if matches!(*e.kind, mongodb::error::ErrorKind::Authentication { .. }) {
+        format!("MongoDB at {redacted} refused the credentials")
+    } else {
+        format!("cannot reach MongoDB at {redacted}")
+    };
+    crate::errors::classify(e, &format!("{what}: hello"))
+}
+
+/// A client for the URI (no request is made); `server_selection_timeout` bounds the URI's when
+/// given.
+pub(crate) async fn client(
+    config: &MongoSourceConfig,
+    server_selection_timeout: Option<std::time::Duration>,
+) -> Result<Client, ComponentError> {
+    let redacted = config.uri.redacted();
+    let mut options = ClientOptions::parse(config.uri.expose())
+        .await
+        .map_err(|e| {
+            let message = without_uri(&e.to_string(), config);
+            if crate::errors::is_transient(&e)
+                || matches!(*e.kind, mongodb::error::ErrorKind::DnsResolve { .. })
+            {
+                ComponentError::transient(SourceError(format!(
+                    "cannot resolve the hosts of the MongoDB URI {redacted}: {message}; check the \
+                     host name (mongodb+srv:// needs DNS SRV and TXT records) and that DNS works \
+                     from here"
+                )))
+            } else {
+                ComponentError::permanent(SourceError(format!(
+                    "cannot use the MongoDB URI {redacted}: {message}"
+                )))
+            }
+        })?;
+    options
+        .app_name
+        .get_or_insert_with(|| format!("mirror/{}", mirror_core::VERSION));
+    if let Some(timeout) = server_selection_timeout {
+        options.server_selection_timeout = Some(
+            options
+                .server_selection_timeout
+                .map_or(timeout, |t| t.min(timeout)),
+        );
+    }
+    Client::with_options(options).map_err(|e| {
+        ComponentError::permanent(SourceError(format!(
+            "cannot create a MongoDB client for {redacted}: {}",
+            without_uri(&e.to_string(), config)
+        )))
+    })
 }
 
 /// Removes the URI from a driver message, in case it quotes it.

@@ -15,6 +15,7 @@
 //! - A [`Transform`] maps one batch to one batch (possibly with zero rows), keeping rows and operations
 //!   aligned; the checkpoint passes through unchanged.
 
+pub mod check;
 pub mod registry;
 
 use std::collections::BTreeMap;
@@ -311,6 +312,14 @@ pub trait SourceConfig: fmt::Debug + Send + Sync {
         let _ = state;
         StateFacts::default()
     }
+
+    /// Connects to the source's system and says whether `mirror run` can read from it, one
+    /// [`check::Check`] per question, for `mirror check --connect`. Reads only. The default
+    /// checks nothing.
+    async fn check(&self, cx: check::CheckContext) -> Vec<check::Check> {
+        let _ = cx;
+        Vec::new()
+    }
 }
 
 /// A transform's configuration, which builds the transform.
@@ -355,6 +364,14 @@ pub trait SinkConfig: fmt::Debug + Send + Sync {
     /// ([`crate::telemetry::Telemetry::record_destination`]), and so `/api/status` and `/metrics`.
     fn destination_status_interval(&self) -> Option<std::time::Duration> {
         None
+    }
+
+    /// Opens the sink's destination and says whether `mirror run` can write to it, one
+    /// [`check::Check`] per question, for `mirror check --connect`. Writes to no table (a probe
+    /// of its own, removed again, at most). The default checks nothing.
+    async fn check(&self, cx: check::CheckContext) -> Vec<check::Check> {
+        let _ = cx;
+        Vec::new()
     }
 
     /// Who writes the sink's destination, one line per table, for `mirror status` (the Open

@@ -2,14 +2,15 @@
 //! so that errors can show the offending line without them.
 //!
 //! A value is secret when its key is (the last part of its dotted key, at any depth):
-//! - declared secret by a component's registration (`secrets = ["uri"]`) or by the core
-//!   (`[api] token`), see [`crate::component::registry::declared_secret_keys`];
+//! - declared secret by a component's registration (`secrets = ["client_secret"]`) or by the
+//!   core (`[api] token`), see [`crate::component::registry::declared_secret_keys`];
 //! - or named like a secret: any word of the key (split at `_`, `-` and case changes) is one of
 //!   [`SECRET_WORDS`], or its last word is `key` (`account_key`, `api_key`, `key`).
 //!
 //! And any string value, whatever its key, whose URI carries a password or a secret query
-//! parameter (shown with [`redact_uri`]), or which reads like a connection string with a
-//! password (`Password=...;`), is secret too. The text is scanned with `toml_parser`, which
+//! parameter (shown with [`redact_uri`]: the host stays readable), or which reads like a
+//! connection string with a password (`Password=...;`), is secret too. So a connection URI needs
+//! no declaration: only its password is hidden. The text is scanned with `toml_parser`, which
 //! recovers from syntax errors, so even a file that does not parse has its secrets found.
 //!
 //! ```
@@ -389,7 +390,7 @@ mod tests {
 
     #[test]
     fn key_names_that_hold_secrets() {
-        let declared = BTreeSet::from(["uri"]);
+        let declared = BTreeSet::from(["dsn"]);
         for key in [
             "client_secret",
             "clientSecret",
@@ -400,7 +401,7 @@ mod tests {
             "key",
             "api_key",
             "sas_token",
-            "uri",
+            "dsn",
         ] {
             assert!(is_secret_key(key, &declared), "{key}");
         }
@@ -411,6 +412,7 @@ mod tests {
             "key_columns",
             "method",
             "type",
+            "uri",
         ] {
             assert!(!is_secret_key(key, &declared), "{key}");
         }

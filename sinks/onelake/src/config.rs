@@ -406,6 +406,13 @@ impl SinkConfig for OneLakeSinkConfig {
             .map_err(|e| fail(e.to_string()))
     }
 
+    async fn check(
+        &self,
+        cx: mirror_core::component::check::CheckContext,
+    ) -> Vec<mirror_core::component::check::Check> {
+        crate::check::check(self, &cx).await
+    }
+
     async fn writers(&self) -> Result<Vec<String>, mirror_core::destination::DestinationError> {
         let fail = mirror_core::destination::DestinationError;
         let store = self.store().map_err(fail)?;

@@ -771,6 +771,18 @@ fn list_paths(
     } else {
         format!("{filesystem}/{directory}")
     };
+    // "Path - List" (learn.microsoft.com/rest/api/storageservices/datalakestoragegen2/path/list):
+    // `directory` "filters results to paths within the specified directory. An error occurs if
+    // the directory does not exist": 404 PathNotFound.
+    if !directory.is_empty() && !storage.is_dir(&base_path) {
+        return error_response(
+            Operation::ListPaths,
+            404,
+            "PathNotFound",
+            "The specified path does not exist.",
+            None,
+        );
+    }
     let mut paths = Vec::new();
     if recursive {
         let (files, dirs) = storage.list_prefix(&format!("{base_path}/"));
