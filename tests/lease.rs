@@ -202,16 +202,19 @@ fn a_restarted_container_takes_over_at_once() {
     }
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), "60s");
-    let container = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
-    let log_dir = dir.path().join("first");
-    std::fs::create_dir_all(&log_dir).unwrap();
-    let first = Mirror::start_wrapped(
-        &container,
-        &config,
-        &log_dir,
-        &["--api-address", "127.0.0.1:0"],
-        &[("HOSTNAME", "container-a")],
-    );
+    // Each start is pid 1 of a new pid namespace, with a host name of its own.
+    let container = |name: &str| {
+        let log_dir = dir.path().join(name);
+        std::fs::create_dir_all(&log_dir).unwrap();
+        Mirror::start_wrapped(
+            &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"],
+            &config,
+            &log_dir,
+            &["--api-address", "127.0.0.1:0"],
+            &[("HOSTNAME", name)],
+        )
+    };
+    let first = container("container-a");
     wait_until_held(
         &first,
         "the first container's lease",
@@ -226,15 +229,7 @@ fn a_restarted_container_takes_over_at_once() {
     drop(first);
 
     let started = Instant::now();
-    let log_dir = dir.path().join("second");
-    std::fs::create_dir_all(&log_dir).unwrap();
-    let second = Mirror::start_wrapped(
-        &container,
-        &config,
-        &log_dir,
-        &["--api-address", "127.0.0.1:0"],
-        &[("HOSTNAME", "container-b")],
-    );
+    let second = container("container-b");
     wait_until_held(
         &second,
         "the restarted container's lease",

@@ -193,26 +193,31 @@ fn a_run_started_before_mongodb_waits_for_it_and_mirrors_the_collection() {
     assert!(mirror.stop().success());
 }
 
+/// `mirror run` to its end: the exit code, stdout and stderr, and how long it took.
+fn run_to_end(config: &Path, log: &str) -> (Option<i32>, String, Duration) {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_mirror"))
+        .args(["run", "--api-address", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .env("RUST_LOG", log)
+        .output()
+        .unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), printed, started.elapsed())
+}
+
 #[test]
 fn a_wrong_password_stops_the_start_at_once_with_the_servers_message() {
     let port = free_port();
     let _mongo = sim(port);
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), port, "Wrong-Pass", "");
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_mirror"))
-        .args(["run", "--api-address", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .output()
-        .unwrap();
-    let took = started.elapsed();
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(3), "{printed}");
+    let (code, printed, took) = run_to_end(&config, "info");
+    assert_eq!(code, Some(3), "{printed}");
     assert!(took < Duration::from_secs(15), "took {took:?}: {printed}");
     assert!(
         printed.contains("refused the credentials") && printed.contains("Authentication failed."),
@@ -231,16 +236,8 @@ fn start_timeout_bounds_the_wait() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), port, PASSWORD, "start_timeout = \"4s\"");
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_mirror"))
-        .args(["run", "--api-address", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let took = started.elapsed();
-    let printed = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(3), "{printed}");
+    let (code, printed, took) = run_to_end(&config, "warn");
+    assert_eq!(code, Some(3), "{printed}");
     assert!(
         took >= Duration::from_secs(3) && took < Duration::from_secs(30),
         "took {took:?}"

@@ -464,19 +464,7 @@ impl Engine {
                 .await;
             let source = match built {
                 Ok(source) => source,
-                Err(failure) => {
-                    if let StartFailure::Permanent(e) | StartFailure::TimedOut { error: e, .. } =
-                        &failure
-                    {
-                        source_telemetry
-                            .stats
-                            .error(crate::ErrorKind::Permanent, &e.to_string());
-                    }
-                    return match failure {
-                        StartFailure::Permanent(e) => Err(EngineError::Build(e)),
-                        other => start_failure(&what, other).map_or(Ok(stopped_at_start()), Err),
-                    };
-                }
+                Err(failure) => return build_failed(&what, failure, &source_telemetry.stats),
             };
             source_telemetry.set_built();
             built_sources.push((spec.name.clone(), source));
@@ -537,19 +525,7 @@ impl Engine {
                 .await;
             let sink = match built {
                 Ok(sink) => sink,
-                Err(failure) => {
-                    if let StartFailure::Permanent(e) | StartFailure::TimedOut { error: e, .. } =
-                        &failure
-                    {
-                        sink_telemetry
-                            .stats
-                            .error(crate::ErrorKind::Permanent, &e.to_string());
-                    }
-                    return match failure {
-                        StartFailure::Permanent(e) => Err(EngineError::Build(e)),
-                        other => start_failure(&what, other).map_or(Ok(stopped_at_start()), Err),
-                    };
-                }
+                Err(failure) => return build_failed(&what, failure, &sink_telemetry.stats),
             };
             sink_telemetry.set_opened();
             built_sinks.push((spec.name.clone(), sink));
@@ -745,6 +721,22 @@ fn start_failure<E: fmt::Display>(what: &str, failure: StartFailure<E>) -> Optio
             waited,
             error: error.to_string(),
         }),
+    }
+}
+
+/// How a run ends when `what` could not be built: its error (recorded in `stats`), or a clean
+/// stop when the run was stopped meanwhile.
+fn build_failed(
+    what: &str,
+    failure: StartFailure<BuildError>,
+    stats: &crate::telemetry::ComponentStats,
+) -> Result<RunReport, EngineError> {
+    if let StartFailure::Permanent(e) | StartFailure::TimedOut { error: e, .. } = &failure {
+        stats.error(crate::ErrorKind::Permanent, &e.to_string());
+    }
+    match failure {
+        StartFailure::Permanent(e) => Err(EngineError::Build(e)),
+        other => start_failure(what, other).map_or(Ok(stopped_at_start()), Err),
     }
 }
 

@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 
 use bson::{doc, Bson, Document, RawBsonRef};
 
-use crate::commands::{Cmd, ConnCtx};
+use crate::commands::Cmd;
 use crate::error::{codes, CmdResult, CommandError};
 
 /// The mechanism the simulator implements (users are created with it only, as mongod does with
@@ -424,12 +424,17 @@ pub fn hello_fields(users: &Users, session: &mut Session, cmd: &Cmd<'_>, reply: 
     }
 }
 
-/// `connectionStatus` (`showPrivileges` adds the privileges).
-pub fn connection_status(users: &Users, session: &Session, cmd: &Cmd<'_>) -> Document {
-    let user = session
+/// The user authenticated on the connection, if any.
+fn session_user<'u>(users: &'u Users, session: &Session) -> Option<&'u StoredUser> {
+    session
         .user
         .as_ref()
-        .and_then(|(db, name)| users.find(db, name));
+        .and_then(|(db, name)| users.find(db, name))
+}
+
+/// `connectionStatus` (`showPrivileges` adds the privileges).
+pub fn connection_status(users: &Users, session: &Session, cmd: &Cmd<'_>) -> Document {
+    let user = session_user(users, session);
     let mut auth_info = doc! {
         "authenticatedUsers": user
             .map(|u| vec![Bson::Document(doc! {"user": u.name.clone(), "db": u.db.clone()})])
@@ -485,11 +490,7 @@ pub fn authorize(users: &Users, session: &Session, cmd: &Cmd<'_>) -> CmdResult<(
     if !users.enabled() || WITHOUT_AUTH.contains(&cmd.name.as_str()) {
         return Ok(());
     }
-    let Some(user) = session
-        .user
-        .as_ref()
-        .and_then(|(db, name)| users.find(db, name))
-    else {
+    let Some(user) = session_user(users, session) else {
         return Err(CommandError::new(
             codes::UNAUTHORIZED,
             format!("command {} requires authentication", cmd.name),
@@ -522,11 +523,7 @@ pub fn may_use_database(users: &Users, session: &Session, db: &str) -> bool {
     if !users.enabled() {
         return true;
     }
-    let Some(user) = session
-        .user
-        .as_ref()
-        .and_then(|(udb, name)| users.find(udb, name))
-    else {
+    let Some(user) = session_user(users, session) else {
         return false;
     };
     user.privileges.iter().any(|p| match &p.resource {
@@ -541,11 +538,7 @@ pub fn lists_all_databases(users: &Users, session: &Session) -> bool {
     if !users.enabled() {
         return true;
     }
-    let Some(user) = session
-        .user
-        .as_ref()
-        .and_then(|(db, name)| users.find(db, name))
-    else {
+    let Some(user) = session_user(users, session) else {
         return false;
     };
     user.privileges.iter().any(|p| {
@@ -628,9 +621,4 @@ fn required_privileges(cmd: &Cmd<'_>) -> Vec<(Resource, BTreeSet<&'static str>)>
         // Anything else (fail points, stepdowns, dropDatabase, renames) is for administrators.
         _ => vec![(Resource::Any, ["anyAction"].into_iter().collect())],
     }
-}
-
-/// The connection's session, for the dispatcher.
-pub fn session(conn: &mut ConnCtx) -> &mut Session {
-    &mut conn.auth
 }
