@@ -23,6 +23,12 @@
 //!    the moment its file is seen published. Every change writes its wall-clock time (µs) into the
 //!    document's `wt` field, which the watcher reads back from the published files.
 //!
+//! 7. schema drift (e): `BENCH_DRIFT_TABLES` collections (12) receive `BENCH_DRIFT_RATE` inserts/s
+//!    in all (120) for `BENCH_DRIFT_SECS` (10), and every insert brings a field its collection has
+//!    not had before, so nearly every change-stream batch adds columns to its tables: latency from
+//!    each write to its file's publication, against the bound `flush_interval` (1 s) + 0.5 s.
+//!    `BENCH_ONLY=drift` runs this phase alone.
+//!
 //! Peak memory: the child's VmHWM (and VmRSS sampled every 50 ms). Extra settings can be appended
 //! to the child's configuration: `BENCH_SOURCE_TOML` (lines of the source's table),
 //! `BENCH_SINK_TOML` (the sink's) and `BENCH_EXTRA_TOML` (more tables, e.g. `[tables."*"]`).
@@ -141,13 +147,18 @@ struct Watcher {
 
 impl Watcher {
     fn start(folder: PathBuf) -> Self {
+        Self::start_all(vec![folder])
+    }
+
+    /// One watcher over several table folders.
+    fn start_all(folders: Vec<PathBuf>) -> Self {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (seen, stop) = (seen.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("lz-watcher".into())
-                .spawn(move || watch(&folder, &seen, &stop))
+                .spawn(move || watch(&folders, &seen, &stop))
                 .expect("watcher thread")
         };
         Self {
@@ -179,25 +190,28 @@ fn is_data_file(name: &str) -> bool {
     name.len() == 28 && name.ends_with(".parquet") && name[..20].bytes().all(|b| b.is_ascii_digit())
 }
 
-fn watch(folder: &Path, seen: &Mutex<Seen>, stop: &AtomicBool) {
+fn watch(folders: &[PathBuf], seen: &Mutex<Seen>, stop: &AtomicBool) {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::arrow::ProjectionMask;
     while !stop.load(Ordering::SeqCst) {
         let mut new = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(folder) {
-            let known = seen.lock().unwrap_or_else(|e| e.into_inner());
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if is_data_file(&name) && !known.files.contains(&name) {
-                    new.push(name);
+        for folder in folders {
+            if let Ok(entries) = std::fs::read_dir(folder) {
+                let known = seen.lock().unwrap_or_else(|e| e.into_inner());
+                for e in entries.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let path = folder.join(&name);
+                    if is_data_file(&name) && !known.files.contains(&path.display().to_string()) {
+                        new.push(path);
+                    }
                 }
             }
         }
         // Sighting time first: reading the file must not count as latency.
         let (at, at_us) = (Instant::now(), now_micros());
         new.sort();
-        for name in new {
-            let path = folder.join(&name);
+        for path in new {
+            let name = path.display().to_string();
             let Ok(file) = std::fs::File::open(&path) else {
                 continue;
             };
@@ -467,6 +481,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         oplog_size_bytes: 2 << 30,
         ..Default::default()
     })?;
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("drift") {
+        schema_drift(&sim)?;
+        sim.shutdown();
+        return Ok(());
+    }
     let t = Instant::now();
     let mut rng = Rng::new(0x5EED_1234_ABCD_0001);
     let mut bytes_total = 0u64;
@@ -554,6 +573,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         mirror_phases(&sim, COLL, api, &sizes)?;
     }
+    schema_drift(&sim)?;
     println!("load average at the end: {}", loadavg());
     let _ = std::io::stdout().flush();
     sim.shutdown();
@@ -864,4 +884,85 @@ fn print_comparison(off: &[Figures], on: &[Figures]) {
             each(on)
         );
     }
+}
+
+/// (e) Schema drift: many collections whose every insert adds a column (see the module docs).
+fn schema_drift(sim: &mongo_sim::SimThread) -> Result<(), Box<dyn std::error::Error>> {
+    let tables = env_usize("BENCH_DRIFT_TABLES", 12);
+    let rate = env_usize("BENCH_DRIFT_RATE", 120);
+    let secs = env_usize("BENCH_DRIFT_SECS", 10);
+    let flush = Duration::from_secs(1);
+    println!(
+        "--- schema drift: {tables} collections, {rate} inserts/s in all for {secs} s, each adding a column"
+    );
+    // The collections exist before mirror starts: discovering them is not what is measured.
+    let handle = (*sim).clone();
+    let names: Vec<String> = (0..tables).map(|t| format!("drift_{t:02}")).collect();
+    for name in &names {
+        handle.insert(DB, name, doc! {"_id": 0i64, "wt": 0i64})?;
+    }
+    let dir = tempfile::tempdir()?;
+    let lz = dir.path().join("lz");
+    let config_path = dir.path().join("mirror.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            r#"
+[sources.mongo]
+type = "mongodb"
+uri = {uri:?}
+databases = ["{DB}"]
+collections = ["drift_*"]
+progress = false
+
+[sinks.lake]
+type = "onelake"
+inputs = ["mongo"]
+landing_zone = {lz:?}
+flush_interval = "{flush}s"
+
+[api]
+enabled = false
+"#,
+            uri = sim.uri(),
+            lz = lz.display().to_string(),
+            flush = flush.as_secs(),
+        ),
+    )?;
+    let folders = names
+        .iter()
+        .map(|n| lz.join(format!("{DB}.schema")).join(n))
+        .collect();
+    let watcher = Watcher::start_all(folders);
+    let mirror = Mirror::start(&config_path, &dir.path().join("mirror.log"))?;
+    wait_rows(&watcher, tables as u64, Duration::from_secs(120))?;
+    std::thread::sleep(Duration::from_secs(1));
+    watcher.with(|s| s.latencies.clear());
+    let base_rows = watcher.rows();
+    let total = rate * secs;
+    let t = Instant::now();
+    for k in 0..total {
+        let due = t + Duration::from_secs_f64(k as f64 / rate as f64);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let mut d = doc! {"_id": k as i64 + 1, "wt": now_micros()};
+        d.insert(format!("field_{k}"), k as i64);
+        handle.insert(DB, &names[k % tables], d)?;
+    }
+    wait_rows(&watcher, base_rows + total as u64, Duration::from_secs(300))?;
+    let files = watcher.with(|s| s.files.len());
+    let mut lat: Vec<f64> = watcher.with(|s| s.latencies.drain(..).map(|(_, l)| l).collect());
+    let (p50, p99, max, count) = lat_summary(&mut lat);
+    let bound = (flush + Duration::from_millis(500)).as_millis();
+    println!(
+        "(e) schema drift: {total} inserts into {tables} collections in {:.2?}, every one adding a column; {files} files; latency write -> published file over {count} rows: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms (bound: flush_interval + 0.5 s = {bound} ms: {})",
+        t.elapsed(),
+        if p99 <= bound as f64 { "met" } else { "MISSED" }
+    );
+    let (hwm, _) = mirror.stop()?;
+    drop(watcher);
+    println!("(e) mirror peak RSS {hwm:.0} MB");
+    Ok(())
 }

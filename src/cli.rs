@@ -20,6 +20,8 @@ const EXAMPLES: &str = "\
   mirror check --connect                also connect to MongoDB and the landing zone, and say what to fix
   mirror run --config mirror.toml       mirror until stopped (Ctrl-C stops cleanly)
   mirror status --config mirror.toml    show each table's phase and position, and Fabric's side
+  mirror health --url http://127.0.0.1:8080/ready
+                                        probe a running mirror (exit 0 when it answers 2xx)
   mirror init --from-env .env           convert the MongoDB_Fabric_Mirroring app's settings
   mirror fabric create --workspace Sales --name shop --config mirror.toml
                                         create a mirrored database, start it, set landing_zone
@@ -132,6 +134,20 @@ pub enum Command {
     /// Write a commented starter mirror.toml, or one equivalent to the MongoDB_Fabric_Mirroring
     /// Python app's `.env` (secrets stay in the environment, as `${VAR}` references).
     Init(InitArgs),
+    /// Probe a running `mirror` (the container's HEALTHCHECK): exit 0 if the URL answers 2xx,
+    /// else 1.
+    Health {
+        /// The probe to ask (`/ready` for readiness).
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:8080/health",
+            env = "MIRROR_HEALTH_URL"
+        )]
+        url: String,
+        /// Give up waiting for the answer after this long.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Set up and watch the Fabric mirrored database (Fabric REST API).
     #[command(
         after_help = "Credentials: with --config, the onelake sink's `fabric.auth` (default: its \

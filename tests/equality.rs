@@ -6,6 +6,8 @@
 //! Seeded and repeatable in its data and operations (`MIRROR_EQUALITY_SEED`). The CI size takes well
 //! under a minute; `MIRROR_EQUALITY_FULL=1` runs the full size (100,000 documents).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -15,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use bson::{doc, Bson, DateTime, Document, RawDocumentBuf};
 use mirror_core::mapping::JsonFlavor;
-use mirror_mongodb::bson_arrow::{encode_key, write_value};
+use mirror_mongodb::bson_arrow::write_value;
 use mongo_sim::{MongoSim, SimHandle, SimOptions};
 use onelake_sim::{LocalDir, Replicator, TableStatus, Value};
+use support::{key, replicated_rows, Rows};
 
 const DB: &str = "eq";
 const COLL: &str = "items";
@@ -188,15 +191,6 @@ fn json(value: &Bson) -> Value {
     Value::Str(out)
 }
 
-fn key(id: &Bson) -> String {
-    let raw = RawDocumentBuf::from_document(&doc! {"_id": id.clone()}).unwrap();
-    let mut out = String::new();
-    encode_key(&mut out, raw.get("_id").unwrap().unwrap()).unwrap();
-    out
-}
-
-type Rows = BTreeMap<String, BTreeMap<String, Value>>;
-
 /// The rows the table must hold: one per document, every column.
 fn expected_rows(sim: &SimHandle) -> Rows {
     sim.collection_docs(DB, COLL)
@@ -236,41 +230,6 @@ fn expected_rows(sim: &SimHandle) -> Rows {
             (id, row)
         })
         .collect()
-}
-
-fn replicated_rows(replicator: &mut Replicator) -> Option<Rows> {
-    replicator.scan().ok()?;
-    let table = replicator.table(TABLE)?;
-    assert!(
-        matches!(
-            table.status,
-            TableStatus::Replicating | TableStatus::WaitingForMetadata
-        ),
-        "the table stopped replicating: {:?}",
-        table.status
-    );
-    assert!(
-        table.duplicate_keys().is_empty(),
-        "duplicate keys: {:?}",
-        table.duplicate_keys()
-    );
-    Some(
-        table
-            .rows()
-            .into_iter()
-            .map(|row| {
-                let row: BTreeMap<String, Value> = row
-                    .into_iter()
-                    .filter(|(c, _)| c != "__rowMarker__")
-                    .collect();
-                let id = match row.get("_id") {
-                    Some(Value::Str(s)) => s.clone(),
-                    other => panic!("bad key {other:?}"),
-                };
-                (id, row)
-            })
-            .collect(),
-    )
 }
 
 fn describe_difference(expected: &Rows, actual: &Rows) -> String {
@@ -390,7 +349,7 @@ lease = {{ ttl = "1s" }}
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
         }
-        if let Some(actual) = replicated_rows(&mut replicator) {
+        if let Some(actual) = replicated_rows(&mut replicator, TABLE) {
             if actual == expected {
                 last = None;
                 break;

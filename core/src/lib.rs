@@ -8,7 +8,8 @@
 //! - the configuration file `mirror.toml` ([`config`]);
 //! - the engine that runs routes with bounded channels and commits checkpoints in source order, only
 //!   for batches every sink acknowledged ([`engine`]);
-//! - the checkpoint store ([`checkpoint`]);
+//! - the checkpoint store ([`checkpoint`]), and local files replaced whole without crash leftovers
+//!   ([`files`]);
 //! - end-to-end status: what a sink's destination applied, and its lag ([`destination`]);
 //! - what is measured about a run, and whether it is ready and healthy ([`telemetry`]);
 //! - schema mapping from schemaless documents to typed, stable columns ([`mapping`]);
@@ -32,6 +33,7 @@ pub mod config;
 pub mod destination;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod mapping;
 pub mod model;
 pub mod plugin;

@@ -191,12 +191,25 @@ impl RowOp {
 
 /// Which part of a source's state a checkpoint entry belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Partition {
     /// State of the source as a whole (e.g. a database-wide change-stream position).
     Source,
     /// State of one table (e.g. its initial-sync position or column types).
     Table(TableId),
+    /// One table's column types, recorded *ahead* of the data that first uses them, outside the
+    /// ordered commits ([`crate::checkpoint::SchemaLedger`]).
+    TableSchema(TableId),
+}
+
+impl Partition {
+    /// The table this partition belongs to, if any.
+    pub fn table(&self) -> Option<&TableId> {
+        match self {
+            Partition::Source => None,
+            Partition::Table(t) | Partition::TableSchema(t) => Some(t),
+        }
+    }
 }
 
 impl fmt::Display for Partition {
@@ -204,6 +217,7 @@ impl fmt::Display for Partition {
         match self {
             Partition::Source => f.write_str("(source)"),
             Partition::Table(t) => t.fmt(f),
+            Partition::TableSchema(t) => write!(f, "{t} (column types)"),
         }
     }
 }

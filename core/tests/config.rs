@@ -57,7 +57,7 @@ fn unknown_key_in_a_component() {
         error(&text),
         "mirror.toml:5:1: sources.numbers.cuont: unknown field `cuont`, expected one of `probe`, \
          `count`, `transient_at`, `transient_times`, `permanent_at`, `checkpoint_items`, \
-         `interval_ms`, `password`, `wait_for_commit`\n  |\n5 | cuont = 3\n  | ^^^^^"
+         `interval_ms`, `password`, `record_schema`\n  |\n5 | cuont = 3\n  | ^^^^^"
     );
 }
 

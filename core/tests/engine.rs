@@ -396,22 +396,28 @@ async fn a_panicking_sink_fails_the_run_instead_of_hanging_it() {
 }
 
 #[tokio::test]
-async fn sources_can_wait_for_their_items_to_be_committed() {
+async fn schema_records_are_durable_before_their_batches_are_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let store = RecordingStore::new(dir.path());
+    // The sink never acknowledges seq 3 (nor anything after it): ordered commits stop at 2.
     let cfg = config(
-        "probe = \"barrier\"\ncount = 12\nwait_for_commit = true",
-        &[("lake", "probe = \"barrier\"")],
+        "probe = \"ledger\"\ncount = 5\nrecord_schema = true",
+        &[("lake", "probe = \"ledger\"\ndrop_seq = 3")],
         FAST_RETRY,
     );
-    Engine::new(cfg)
+    let _ = Engine::new(cfg)
         .with_checkpoint_store(store.clone())
         .run()
+        .await;
+    let resume = mirror_core::checkpoint::CheckpointStore::load(&*store, "numbers")
         .await
         .unwrap();
-    // The source waited, after each item, until the engine reported it committed: so every commit
-    // it observed is exactly the count of items it had emitted.
-    let p = probe("barrier");
-    let seen = p.commit_waits.lock().unwrap().clone();
-    assert_eq!(seen, (1..=12).collect::<Vec<u64>>());
+    assert_eq!(resume.source().unwrap().to_json::<u64>().unwrap(), 2);
+    // The column types were recorded before each batch was handed on, whatever became of it.
+    let table = mirror_core::TableId::new("numbers");
+    let recorded: Vec<u64> = resume.table_schema(&table).unwrap().to_json().unwrap();
+    assert!(recorded.len() >= 3, "{recorded:?}");
+    assert_eq!(recorded[..3], [1, 2, 3]);
+    // Schema records are not positions: the table has no ordered state of its own.
+    assert!(resume.table(&table).is_none());
 }

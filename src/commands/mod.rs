@@ -2,6 +2,7 @@
 
 mod check;
 mod fabric;
+mod health;
 mod init;
 mod run;
 mod status;
@@ -28,6 +29,7 @@ pub async fn dispatch(command: Command) -> Code {
         } => check::check(&config, connect.then_some(timeout)).await,
         Command::Status { config, format } => status::status(&config, format).await,
         Command::Init(args) => init::init(&args),
+        Command::Health { url, timeout } => health::health(&url, timeout).await,
         Command::Fabric { command } => fabric::fabric(command).await,
         #[cfg(feature = "demo")]
         Command::Demo {

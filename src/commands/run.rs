@@ -22,6 +22,7 @@ pub async fn run(path: &Path, api_address: Option<SocketAddr>) -> Code {
     let telemetry = Telemetry::new();
     let settings = config.api.clone();
     let engine = Engine::new(config).with_telemetry(telemetry.clone());
+    spawn_signal_handler(engine.shutdown_token());
     // Serving starts before anything connects, so that probes see "not ready" rather than
     // nothing while sources and sinks come up.
     let api = if settings.enabled || api_address.is_some() {
@@ -37,7 +38,6 @@ pub async fn run(path: &Path, api_address: Option<SocketAddr>) -> Code {
         None
     };
     let linger = settings.linger_on_failure;
-    spawn_signal_handler(engine.shutdown_token());
     let outcome = engine.run().await;
     if outcome.is_err() && api.is_some() && !linger.is_zero() {
         info!(
@@ -69,12 +69,17 @@ pub async fn run(path: &Path, api_address: Option<SocketAddr>) -> Code {
 }
 
 /// First SIGINT/SIGTERM: clean stop. Second SIGINT: exit at once (nothing unwritten is committed).
+///
+/// The handlers are installed here, before the task that waits on them is spawned: a signal that
+/// comes before that task first runs (early in a busy start) must stop the run cleanly, not end
+/// the process by the signal's default action.
 fn spawn_signal_handler(stop: CancellationToken) {
+    let mut signals = StopSignals::install();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.recv().await;
         info!("stop requested: finishing in-flight batches (press Ctrl-C again to exit at once)");
         stop.cancel();
-        wait_for_signal().await;
+        signals.recv().await;
         warn!(
             "second interrupt: exiting now; unacknowledged batches will be re-sent on the next run"
         );
@@ -82,24 +87,42 @@ fn spawn_signal_handler(stop: CancellationToken) {
     });
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM, listened to from the moment of [`StopSignals::install`].
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signals = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(int), Ok(term)) => Some((int, term)),
+                _ => {
+                    warn!("cannot listen to SIGINT/SIGTERM; only Ctrl-C stops the run cleanly");
+                    None
+                }
+            };
+            Self { signals }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some((int, term)) = &mut self.signals {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

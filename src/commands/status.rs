@@ -60,6 +60,10 @@ pub async fn status(path: &Path, format: StatusFormat) -> Code {
             Ok(resume) if resume.is_empty() => println!("  not started: no checkpoint yet"),
             Ok(resume) => {
                 for (partition, stored) in resume.entries() {
+                    if matches!(partition, mirror_core::Partition::TableSchema(_)) {
+                        // Column types recorded ahead of the data: not a position.
+                        continue;
+                    }
                     println!(
                         "  {:<32} {}  (committed {} ago)",
                         partition.to_string(),

@@ -1,6 +1,7 @@
-//! Shared by the tests of the HTTP API (`tests/api.rs`, `tests/status_page.rs`): `mirror run` as a
-//! child process with its API on a free port, a plain HTTP/1.1 client, the simulators, and the
-//! test tools installed by `.ci/run` (the virtualenv, node_modules).
+//! Shared by the end-to-end tests (`tests/api.rs`, `tests/status_page.rs`, `tests/equality.rs`,
+//! `tests/container.rs`, ...): `mirror run` as a child process with its API on a free port, a plain
+//! HTTP/1.1 client, the simulators, the replicated table as rows keyed by `_id`, and the test tools
+//! installed by `.ci/run` (the virtualenv, node_modules).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,7 +11,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use onelake_sim::OneLakeSim;
+use onelake_sim::{OneLakeSim, Value};
 
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -386,4 +387,54 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A table's rows keyed by the `_id` column's text, each row column by column.
+pub type Rows = std::collections::BTreeMap<String, std::collections::BTreeMap<String, Value>>;
+
+/// The key column's text for a MongoDB `_id`, as the sink writes it.
+pub fn key(id: &bson::Bson) -> String {
+    let raw = bson::RawDocumentBuf::from_document(&bson::doc! {"_id": id.clone()}).unwrap();
+    let mut out = String::new();
+    mirror_mongodb::bson_arrow::encode_key(&mut out, raw.get("_id").unwrap().unwrap()).unwrap();
+    out
+}
+
+/// The table at `path` as Fabric would have it after applying what the landing zone holds now
+/// (`None` before the table exists), without `__rowMarker__`. Fails the test if Fabric would
+/// have stopped replicating it or if a key appears twice.
+pub fn replicated_rows(replicator: &mut onelake_sim::Replicator, path: &str) -> Option<Rows> {
+    use onelake_sim::TableStatus;
+    replicator.scan().ok()?;
+    let table = replicator.table(path)?;
+    assert!(
+        matches!(
+            table.status,
+            TableStatus::Replicating | TableStatus::WaitingForMetadata
+        ),
+        "the table stopped replicating: {:?}",
+        table.status
+    );
+    assert!(
+        table.duplicate_keys().is_empty(),
+        "duplicate keys: {:?}",
+        table.duplicate_keys()
+    );
+    Some(
+        table
+            .rows()
+            .into_iter()
+            .map(|row| {
+                let row: std::collections::BTreeMap<String, Value> = row
+                    .into_iter()
+                    .filter(|(c, _)| c != "__rowMarker__")
+                    .collect();
+                let id = match row.get("_id") {
+                    Some(Value::Str(s)) => s.clone(),
+                    other => panic!("bad key {other:?}"),
+                };
+                (id, row)
+            })
+            .collect(),
+    )
 }

@@ -7,6 +7,7 @@
 //! - [`snapshot`]: split points and `_id`-range readers that cannot skip a type of `_id`.
 //! - [`stream`]: the change stream task (resume, invalidate, high-water marks).
 //! - [`state`]: the checkpointed state (resume tokens, initial-sync ranges, column types).
+//! - [`schemas`]: column types recorded ahead of the data, so that no crash changes one.
 //! - [`bson_arrow`]: raw BSON documents to typed Arrow batches, following the table's mapping.
 //! - `check`: `mirror check --connect` (reachability, deployment, privileges, pre-images, oplog).
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod discovery;
 pub mod errors;
 mod progress;
+pub mod schemas;
 pub mod snapshot;
 mod source;
 pub mod state;

@@ -22,6 +22,7 @@ use crate::config::MongoSourceConfig;
 use crate::discovery;
 use crate::errors::SourceError;
 use crate::progress::Progress;
+use crate::schemas::Schemas;
 use crate::state::{Phase, SourceState, StreamPosition, TableState, STATE_VERSION};
 use crate::stream::StartAt;
 use crate::worker::{self, DbOutput, Targets, WorkerSetup};
@@ -58,6 +59,9 @@ impl SourceConfig for MongoSourceConfig {
                 .unwrap_or_default();
             tables.entry(db).or_default().push(t);
         }
+        let schemas = Arc::new(
+            Schemas::load(&cx.resume, cx.schemas.clone()).map_err(|e| fail(e.to_string()))?,
+        );
         // Unreachable (network, DNS, a server still starting) is transient: the engine tries
         // again until `engine.start_timeout`. Refused credentials, a standalone server or an
         // invalid URI are not.
@@ -90,6 +94,7 @@ impl SourceConfig for MongoSourceConfig {
             progress: Progress::new(self.progress),
             targets: Targets::default(),
             telemetry: cx.telemetry.clone(),
+            schemas,
         };
         for db in &dbs {
             let start = match saved.databases.get(db) {
@@ -107,9 +112,6 @@ impl SourceConfig for MongoSourceConfig {
             rx,
             state: saved,
             shutdown,
-            committed: cx.committed.clone(),
-            emitted: 0,
-            barriers: std::collections::VecDeque::new(),
         }))
     }
 
@@ -242,6 +244,7 @@ struct Spawner {
     progress: Progress,
     targets: Targets,
     telemetry: Arc<SourceTelemetry>,
+    schemas: Arc<Schemas>,
 }
 
 impl Spawner {
@@ -263,6 +266,7 @@ impl Spawner {
             progress: self.progress.clone(),
             targets: self.targets.clone(),
             telemetry: self.telemetry.clone(),
+            schemas: self.schemas.clone(),
         }));
         true
     }
@@ -408,23 +412,6 @@ struct MongoSource {
     rx: mpsc::Receiver<Result<DbOutput, ComponentError>>,
     state: SourceState,
     shutdown: CancellationToken,
-    /// How many of our items the engine has committed (`None` outside the engine: no waiting).
-    committed: Option<tokio::sync::watch::Receiver<u64>>,
-    /// Items handed to the engine so far.
-    emitted: u64,
-    /// Workers waiting for an item (by number) to be committed.
-    barriers: std::collections::VecDeque<(u64, tokio::sync::oneshot::Sender<()>)>,
-}
-
-impl MongoSource {
-    fn release_barriers(&mut self) {
-        let committed = self.committed.as_ref().map_or(u64::MAX, |c| *c.borrow());
-        while self.barriers.front().is_some_and(|(n, _)| *n <= committed) {
-            if let Some((_, tx)) = self.barriers.pop_front() {
-                let _ = tx.send(());
-            }
-        }
-    }
 }
 
 #[async_trait]
@@ -434,27 +421,7 @@ impl Source for MongoSource {
     }
 
     async fn next(&mut self) -> Result<Option<SourceItem>, ComponentError> {
-        // A worker waiting on a barrier sends nothing until its item is committed, so wait for
-        // commits as well as for output.
-        let received = loop {
-            self.release_barriers();
-            let Some(committed) = self
-                .committed
-                .as_mut()
-                .filter(|_| !self.barriers.is_empty())
-            else {
-                break self.rx.recv().await;
-            };
-            tokio::select! {
-                received = self.rx.recv() => break received,
-                changed = committed.changed() => {
-                    if changed.is_err() {
-                        self.barriers.clear();
-                    }
-                }
-            }
-        };
-        let Some(output) = received else {
+        let Some(output) = self.rx.recv().await else {
             // A change stream source never finishes by itself: every worker gone without a word
             // is a failure, not the end of the data.
             if self.shutdown.is_cancelled() {
@@ -464,13 +431,7 @@ impl Source for MongoSource {
                 "every database worker stopped unexpectedly".into(),
             )));
         };
-        let mut output = output?;
-        self.emitted += 1;
-        if let Some(barrier) = output.barrier.take() {
-            self.barriers.push_back((self.emitted, barrier));
-            // Outside the engine nothing commits: release at once.
-            self.release_barriers();
-        }
+        let output = output?;
         if let Some(position) = output.position {
             if let Some(p) = self::position(&position) {
                 self.telemetry.stage_position(&output.db, p);

@@ -6,12 +6,16 @@
 #[path = "common/harness.rs"]
 mod harness;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bson::{doc, Bson, RawDocumentBuf};
 use harness::*;
+use mirror_core::TableId;
 use mirror_mongodb::state::Phase;
 use mirror_mongodb::token::{ts_from_key, ts_key};
+use mirror_onelake::store::LocalStore;
+use mirror_onelake::LandingZoneCheckpointStore;
 
 /// Longest wait for a table to catch up.
 const T: Duration = Duration::from_secs(30);
@@ -480,6 +484,35 @@ async fn drop_rename_and_drop_database_empty_tables_with_on_drop_truncate() {
 
 /// The batches before a drop's truncation must not carry the drop's stream position: committed,
 /// it would let a restart resume after the drop and never empty the table.
+/// A rename onto a mirrored collection (`dropTarget`) replaces it in one event — mongod logs no
+/// separate drop — so the target's table is emptied and refilled with the renamed collection,
+/// and the source's table is emptied (`on_drop = "truncate"`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_onto_a_mirrored_collection_replaces_its_table() {
+    let mut h = Harness::new().await;
+    h.seed("orders", 0..50);
+    h.seed("archive", 100..130);
+    let truncate = "on_drop = \"truncate\"";
+    h.run(truncate);
+    h.wait_equal("orders", T).await;
+    h.wait_equal("archive", T).await;
+    let client = mongodb::Client::with_uri_str(h.sim.uri()).await.unwrap();
+    client
+        .database("admin")
+        .run_command(
+            doc! {"renameCollection": "shop.archive", "to": "shop.orders", "dropTarget": true},
+        )
+        .await
+        .unwrap();
+    client.shutdown().await;
+    assert_eq!(h.expected("orders").len(), 30);
+    h.wait_equal("orders", T).await;
+    empty(&h, "archive").await;
+    bump(&h, "orders", [100, 101]);
+    h.wait_equal("orders", T).await;
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_checkpoint_passes_a_drop_before_its_truncation() {
     let h = Harness::with_sim(mongo_sim::SimOptions {
@@ -740,19 +773,38 @@ async fn a_restart_during_the_initial_sync_resumes_from_the_ranges() {
     );
 }
 
-/// A batch that adds columns is preceded by a checkpoint holding the new column types (and the
-/// progress before the batch), which the source waits to see committed: a crash after the file is
-/// published can never let a restart infer other types for those columns.
+/// Column types are recorded in the schema ledger before the first batch that holds them leaves
+/// the source: the sampled types before the first page, a new field's type before its batch. No
+/// ordered commit is needed (nothing commits here), so a new column costs no sink flush, and a
+/// crash after a file is published can never let a restart infer other types for its columns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn new_column_types_are_checkpointed_before_the_batch_that_adds_them() {
+async fn new_column_types_are_recorded_before_the_batch_that_adds_them() {
+    use mirror_core::checkpoint::{CheckpointStore, SchemaLedger};
     let h = Harness::new().await;
     h.seed("orders", 0..10);
-    let mut run = h.source("", Default::default()).await;
+    let store: Arc<dyn CheckpointStore> = Arc::new(LandingZoneCheckpointStore::new(Arc::new(
+        LocalStore::new(h.lz.path()),
+    )));
+    let ledger = SchemaLedger::new(store.clone(), SOURCE);
+    let recorded = || async {
+        let resume = store.load(SOURCE).await.unwrap();
+        resume
+            .table_schema(&TableId::with_schema(DB, "orders"))
+            .map(|s| s.to_json::<serde_json::Value>().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let mut run = h.source_with("", Default::default(), Some(ledger)).await;
     run.until(
         T,
         |item| matches!(item, mirror_core::SourceItem::Batch(b) if b.num_rows() > 0),
     )
     .await;
+    let first = recorded().await;
+    assert!(
+        first.contains("\"v\"") && first.contains("\"name\""),
+        "{first}"
+    );
+    assert!(!first.contains("fresh"), "{first}");
     h.sim
         .insert(DB, "orders", doc! {"_id": 100i64, "v": 1i64, "fresh": 7i64})
         .unwrap();
@@ -760,36 +812,151 @@ async fn new_column_types_are_checkpointed_before_the_batch_that_adds_them() {
         matches!(item, mirror_core::SourceItem::Batch(b) if b.schema().column_with_name("fresh").is_some())
     })
     .await;
-    let with_fresh = run.items.len() - 1;
-    let barrier = &run.items[with_fresh - 1];
+    let then = recorded().await;
+    assert!(then.contains("fresh"), "{then}");
     assert!(
-        matches!(barrier, mirror_core::SourceItem::Checkpoint(_)),
-        "{barrier:?}"
-    );
-    let state = checkpoint_of(barrier)
-        .entries()
-        .find_map(|(p, s)| match p {
-            mirror_core::Partition::Table(_) => Some(s.to_json::<serde_json::Value>().unwrap()),
-            _ => None,
-        })
-        .expect("the barrier holds the table's state");
-    assert!(state["schema"].to_string().contains("fresh"), "{state}");
-    assert_eq!(
-        state["events"], 0,
-        "the barrier must not count the batch's own rows: {state}"
+        !run.items
+            .iter()
+            .any(|i| matches!(i, mirror_core::SourceItem::Checkpoint(c) if c.entries().any(|(p, _)| matches!(p, mirror_core::Partition::Table(_))))),
+        "no checkpoint item stands in for the record any more"
     );
     run.close().await;
 }
 
-/// An event over 16 MB (error 10334 from mongod, injected here since the simulator does not cap
-/// events) stops the route with an explanation instead of skipping the change.
+/// Half of a document just under 16 MB.
+const HALF: usize = 7_900_000;
+
+/// A document of ~15.8 MB: two ~7.9 MB strings.
+fn near_16_mb(id: i64, v: i64, fill: &str) -> bson::Document {
+    let mut d = item(id, v);
+    d.insert("a", fill.repeat(HALF));
+    d.insert("b", "b".repeat(HALF));
+    d
+}
+
+/// An update of one ~7.9 MB field of a ~15.8 MB document: its event (the changed field and the
+/// whole document) is ~23.7 MB.
+fn rewrite(h: &Harness, coll: &str, id: i64, fill: &str) {
+    h.sim
+        .update_one(
+            DB,
+            coll,
+            doc! {"_id": id},
+            doc! {"$set": {"a": fill.repeat(HALF)}, "$inc": {"v": 1}},
+        )
+        .unwrap();
+}
+
+/// The first characters of each row's `a` column, by `v`.
+fn payloads(h: &Harness, coll: &str) -> Vec<(i64, String, usize)> {
+    let table = h.table(coll).expect("a table");
+    let mut out: Vec<(i64, String, usize)> = table
+        .rows()
+        .iter()
+        .filter_map(|r| match (r.get("v"), r.get("a")) {
+            (Some(onelake_sim::Value::Int(v)), Some(onelake_sim::Value::Str(a))) => {
+                Some((*v, a.chars().take(1).collect(), a.len()))
+            }
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Events over 16 MB — updates of documents just under 16 MB in a collection with pre- and
+/// post-images, read with post-images (`full_document = "required"`) — are split by the server
+/// (MongoDB 7.0) and put back together by the source, also when the source is killed while it
+/// holds only the first fragment (it restarts from the event's first fragment) and when the
+/// cursor is lost between the fragments (the driver resumes from the first fragment's token).
+/// The table equals the collection every time, large fields included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_over_16_mb_are_split_and_reassembled_through_a_kill() {
+    let mut h = Harness::new().await;
+    let images = doc! {"changeStreamPreAndPostImages": {"enabled": true}};
+    h.sim.create_collection(DB, "big", images).unwrap();
+    h.sim
+        .seed_raw(
+            DB,
+            "big",
+            [1, 2].map(|id| RawDocumentBuf::from_document(&near_16_mb(id, 0, "x")).unwrap()),
+        )
+        .unwrap();
+    let source = "full_document = \"required\"";
+    h.run(source);
+    h.wait_equal("big", T).await;
+
+    // Split and reassembled while running.
+    rewrite(&h, "big", 1, "y");
+    h.wait_equal("big", T).await;
+    assert_eq!(
+        payloads(&h, "big"),
+        [(0, "x".into(), HALF), (1, "y".into(), HALF)]
+    );
+
+    // Killed while holding the first fragment: the aggregate of the restarted stream brings the
+    // first fragment, its next getMore (for the second) is held back, and the engine dies.
+    h.stop().await;
+    rewrite(&h, "big", 2, "z");
+    let get_mores = h.sim.command_count("getMore");
+    h.fail_command(
+        &["getMore"],
+        1,
+        doc! {"blockConnection": true, "blockTimeMS": 3000},
+    );
+    h.run(source);
+    h.wait_for("the getMore after the first fragment", T, |h| {
+        h.sim.command_count("getMore") > get_mores
+    })
+    .await;
+    h.kill().await;
+    h.run(source);
+    h.wait_equal("big", T).await;
+    assert_eq!(
+        payloads(&h, "big"),
+        [(1, "y".into(), HALF), (1, "z".into(), HALF)]
+    );
+
+    // The cursor lost between the fragments: the driver resumes from the first fragment's token
+    // and the server continues with the second.
+    h.stop().await;
+    rewrite(&h, "big", 1, "w");
+    h.fail_command(&["getMore"], 1, doc! {"errorCode": 43});
+    h.run(source);
+    h.wait_equal("big", T).await;
+    assert_eq!(
+        h.fail_point_left("failCommand").await,
+        0,
+        "the cursor was lost"
+    );
+    assert_eq!(
+        payloads(&h, "big"),
+        [(1, "z".into(), HALF), (2, "w".into(), HALF)]
+    );
+    h.stop().await;
+}
+
+/// A server that cannot split events (MongoDB 6.0.8) fails a change stream whose event is over
+/// 16 MB with BSONObjectTooLarge (10334): the route stops with an explanation instead of skipping
+/// the change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_over_16_mb_stops_with_a_clear_error() {
-    let mut h = Harness::new().await;
+    let mut h = Harness::with_sim(mongo_sim::SimOptions {
+        server_version: mongo_sim::ServerVersion::new(6, 0, 8),
+        ..sim_options()
+    })
+    .await;
     h.seed("orders", 0..20);
+    h.sim
+        .seed_raw(
+            DB,
+            "orders",
+            [RawDocumentBuf::from_document(&near_16_mb(100, 0, "x")).unwrap()],
+        )
+        .unwrap();
     h.run("");
     h.wait_equal("orders", T).await;
-    h.fail_command(&["getMore"], 1, doc! {"errorCode": 10334});
+    rewrite(&h, "orders", 100, "y");
     let err = h.outcome(T).await.expect_err("the run must fail");
     let text = err.to_string();
     assert!(
@@ -797,4 +964,5 @@ async fn an_event_over_16_mb_stops_with_a_clear_error() {
         "{text}"
     );
     assert!(text.contains("`shop`"), "{text}");
+    assert!(text.contains("6.0.9"), "{text}");
 }

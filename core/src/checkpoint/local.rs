@@ -1,9 +1,11 @@
 //! A checkpoint store in a local directory: one record per partition, replaced atomically.
 //!
-//! Layout: `<root>/<source>/source.json` and `<root>/<source>/tables/<table>.json`, where `<table>`
-//! is the table id with every byte outside `[A-Za-z0-9._-]` percent-encoded. A commit writes a
-//! temporary file, fsyncs it, renames it over the record and fsyncs the directory, so a crash leaves
-//! either the old or the new record, never a torn one.
+//! Layout: `<root>/<source>/source.json` and `<root>/<source>/tables/<table>.json` (and
+//! `<table>.schema.json` for column types recorded ahead of the data), where `<table>` is the table
+//! id with every byte outside `[A-Za-z0-9._-]` percent-encoded. A commit writes a temporary file
+//! ([`crate::files`]), fsyncs it, renames it over the record and fsyncs the directory, so a crash
+//! leaves either the old or the new record, never a torn one; loading removes what such a crash
+//! left behind.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -13,6 +15,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 use super::{record, CheckpointError, CheckpointStore, ResumeState};
+use crate::files::{is_temp_name, remove_leftovers, TempFile};
 use crate::model::{Checkpoint, Partition};
 
 /// Checkpoints in a local directory.
@@ -34,6 +37,9 @@ impl LocalCheckpointStore {
             Partition::Table(t) => dir
                 .join("tables")
                 .join(format!("{}.json", encode_name(&t.to_string()))),
+            Partition::TableSchema(t) => dir
+                .join("tables")
+                .join(format!("{}.schema.json", encode_name(&t.to_string()))),
         }
     }
 
@@ -42,6 +48,10 @@ impl LocalCheckpointStore {
         let dir = self.root.join(encode_name(source));
         let mut files = vec![dir.join("source.json")];
         let tables = dir.join("tables");
+        // Commits interrupted by a crash: the records they were replacing are intact.
+        for folder in [&dir, &tables] {
+            remove_leftovers(folder).map_err(|e| io("removing leftovers in", folder, e))?;
+        }
         match fs::read_dir(&tables) {
             Ok(entries) => {
                 for entry in entries {
@@ -49,11 +59,8 @@ impl LocalCheckpointStore {
                     let path = entry.path();
                     let name = entry.file_name();
                     let name = name.to_string_lossy();
-                    if name.ends_with(".json") {
+                    if name.ends_with(".json") && !is_temp_name(&name) {
                         files.push(path);
-                    } else if name.contains(".tmp-") {
-                        // A commit interrupted by a crash: the record it was replacing is intact.
-                        let _ = fs::remove_file(&path);
                     }
                 }
             }
@@ -132,30 +139,18 @@ fn io(action: &'static str, path: &Path, source: std::io::Error) -> CheckpointEr
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        "{file_name}.tmp-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let result = (|| {
-        let mut file = File::create(&tmp).map_err(|e| io("creating", &tmp, e))?;
-        file.write_all(bytes).map_err(|e| io("writing", &tmp, e))?;
-        file.sync_all().map_err(|e| io("syncing", &tmp, e))?;
-        fs::rename(&tmp, path).map_err(|e| io("renaming into place", path, e))?;
-        // The rename is durable only once the directory entry is.
-        if let Ok(d) = File::open(dir) {
-            d.sync_all().map_err(|e| io("syncing", dir, e))?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let temp = TempFile::new(dir);
+    let tmp = temp.path();
+    let mut file = File::create(tmp).map_err(|e| io("creating", tmp, e))?;
+    file.write_all(bytes).map_err(|e| io("writing", tmp, e))?;
+    file.sync_all().map_err(|e| io("syncing", tmp, e))?;
+    crate::files::crash_point("checkpoint-store-write");
+    fs::rename(tmp, path).map_err(|e| io("renaming into place", path, e))?;
+    // The rename is durable only once the directory entry is.
+    if let Ok(d) = File::open(dir) {
+        d.sync_all().map_err(|e| io("syncing", dir, e))?;
     }
-    result
+    Ok(())
 }
 
 fn encode_name(name: &str) -> String {
@@ -265,10 +260,14 @@ mod tests {
             )
             .await
             .unwrap();
-        let tmp = dir.path().join("s/tables/t.json.tmp-1-2");
-        fs::write(&tmp, b"half a reco").unwrap();
+        // An older build's temporary name, and one of a process that is gone.
+        let old = dir.path().join("s/tables/t.json.tmp-1-2");
+        fs::write(&old, b"half a reco").unwrap();
+        let gone = dir.path().join("s/_mirror_tmp_w4294967295_0a1b");
+        fs::write(&gone, b"half a reco").unwrap();
         let resume = store.load("s").await.unwrap();
         assert_eq!(resume.table(&t), Some(&state(serde_json::json!(1))));
-        assert!(!tmp.exists());
+        assert!(!old.exists());
+        assert!(!gone.exists());
     }
 }

@@ -5,6 +5,7 @@
 //! unreadable, or written by a newer format version, is an error: `mirror` never silently restarts
 //! from scratch.
 
+mod ledger;
 mod local;
 pub mod record;
 
@@ -16,6 +17,7 @@ use chrono::{DateTime, Utc};
 
 use crate::model::{Checkpoint, CheckpointState, Partition, TableId};
 
+pub use ledger::SchemaLedger;
 pub use local::LocalCheckpointStore;
 
 /// One partition's committed state.
@@ -60,7 +62,22 @@ impl ResumeState {
     pub fn tables(&self) -> impl Iterator<Item = (&TableId, &CheckpointState)> {
         self.entries.iter().filter_map(|(p, s)| match p {
             Partition::Table(t) => Some((t, &s.state)),
-            Partition::Source => None,
+            _ => None,
+        })
+    }
+
+    /// One table's column types as recorded ahead of its data ([`SchemaLedger`]).
+    pub fn table_schema(&self, table: &TableId) -> Option<&CheckpointState> {
+        self.entries
+            .get(&Partition::TableSchema(table.clone()))
+            .map(|s| &s.state)
+    }
+
+    /// Every table with column types recorded ahead of its data ([`SchemaLedger`]).
+    pub fn table_schemas(&self) -> impl Iterator<Item = (&TableId, &CheckpointState)> {
+        self.entries.iter().filter_map(|(p, s)| match p {
+            Partition::TableSchema(t) => Some((t, &s.state)),
+            _ => None,
         })
     }
 

@@ -65,11 +65,13 @@ impl Check {
         detail: impl Into<String>,
         fix: Option<String>,
     ) -> Self {
+        // One line per check: a server's multi-line error body is folded.
+        let one_line = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
         Self {
             name: name.to_owned(),
             status,
-            detail: crate::config::scrub(&detail.into()).into_owned(),
-            fix,
+            detail: one_line(&crate::config::scrub(&detail.into())),
+            fix: fix.map(|f| one_line(&f)),
         }
     }
 

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::checkpoint::ResumeState;
+use crate::checkpoint::{ResumeState, SchemaLedger};
 use crate::config::TableSettings;
 use crate::engine::Ack;
 use crate::error::ComponentError;
@@ -216,11 +216,10 @@ pub struct SourceContext {
     pub tables: Arc<BTreeMap<String, TableSettings>>,
     /// Cancelled when the engine shuts down; sources with background tasks stop them on it.
     pub shutdown: CancellationToken,
-    /// How many of this source's items (batches and checkpoint items, counted from 1 in the order
-    /// `next` returned them) are committed. A source waits on it to make state durable before it
-    /// goes on (a barrier), e.g. a table's new column types before the first file holding them.
-    /// `None` outside the engine, where nothing commits: a source then does not wait.
-    pub committed: Option<tokio::sync::watch::Receiver<u64>>,
+    /// Where the source records its tables' column types before it hands on the first batch
+    /// that uses them (see [`SchemaLedger`]): in the checkpoint store, outside the ordered
+    /// commits. `None` outside the engine, where nothing is committed.
+    pub schemas: Option<SchemaLedger>,
     /// Where the source reports what only it knows: its tables' phases and initial-sync
     /// progress, change events received, the stream positions its items reach, and whether its
     /// server is reachable (see [`crate::telemetry`]).
@@ -238,7 +237,7 @@ impl SourceContext {
             resume,
             tables: Arc::default(),
             shutdown: CancellationToken::new(),
-            committed: None,
+            schemas: None,
         }
     }
 }

@@ -54,8 +54,6 @@ pub(crate) struct Finalizer {
     pub shutdown: CancellationToken,
     pub failures: Failures,
     pub stats: Arc<FinalizerStats>,
-    /// The number of the source's items committed so far (see `SourceContext::committed`).
-    pub committed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Finalizer {
@@ -109,10 +107,9 @@ impl Finalizer {
                     seq,
                     merged.entries().filter_map(|(p, _)| match p {
                         Partition::Table(id) => Some(id),
-                        Partition::Source => None,
+                        _ => None,
                     }),
                 );
-                self.committed.send_replace(seq);
             }
         }
     }

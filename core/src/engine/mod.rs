@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::checkpoint::{CheckpointError, CheckpointStore, LocalCheckpointStore};
+use crate::checkpoint::{CheckpointError, CheckpointStore, LocalCheckpointStore, SchemaLedger};
 use crate::component::{
     BuildError, Sink, SinkContext, Source, SourceContext, SourceDescriptor, SourceItem, Transform,
     TransformContext,
@@ -411,10 +411,7 @@ impl Engine {
         // that cannot be reached yet is tried again until `engine.start_timeout`.
         let starter = Starter::new(&retry, config.engine.start_timeout, &stop);
         let mut built_sources: Vec<(String, Box<dyn Source>)> = Vec::new();
-        let mut committed_senders = BTreeMap::new();
         for spec in &config.sources {
-            let (committed_tx, committed_rx) = tokio::sync::watch::channel(0u64);
-            committed_senders.insert(spec.name.clone(), committed_tx);
             let source_telemetry = telemetry.source(&spec.name, &spec.type_name);
             let what = format!("source `{}`", spec.name);
             let unreachable = |attempt: u32, e: &dyn fmt::Display| {
@@ -454,7 +451,7 @@ impl Engine {
                             resume: resume.clone(),
                             tables: tables.clone(),
                             shutdown: stop.clone(),
-                            committed: Some(committed_rx.clone()),
+                            schemas: Some(SchemaLedger::new(store.clone(), spec.name.clone())),
                             telemetry: source_telemetry.clone(),
                         })
                     },
@@ -548,9 +545,6 @@ impl Engine {
                 shutdown: stop.clone(),
                 failures: failures.clone(),
                 stats,
-                committed: committed_senders
-                    .remove(&name)
-                    .expect("every source has a commit watch"),
             };
             let handle = tasks.spawn(finalizer.run(fin_rx));
             task_names.insert(handle.id(), ("finalizer", name.clone()));

@@ -625,12 +625,17 @@ pub async fn from_checkpoints(
         let mut last_commit: Option<DateTime<Utc>> = None;
         let mut table_facts = Vec::new();
         for (partition, stored) in resume.entries() {
+            if matches!(partition, Partition::TableSchema(_)) {
+                // Recorded ahead of the data, not a commit of the source's position.
+                continue;
+            }
             last_commit =
                 Some(last_commit.map_or(stored.committed_at, |t| t.max(stored.committed_at)));
             let facts = spec.config.state_facts(&stored.state);
             match partition {
                 Partition::Source => positions.extend(facts.positions),
                 Partition::Table(id) => table_facts.push((id.clone(), facts, stored.committed_at)),
+                Partition::TableSchema(_) => {}
             }
         }
         let position_reports: Vec<PositionReport> = positions

@@ -32,8 +32,6 @@ pub struct Probe {
     pub source_failures: AtomicU64,
     /// Times a sink's flush was called.
     pub flushes: AtomicU64,
-    /// What the source saw committed when it waited after each item.
-    pub commit_waits: Mutex<Vec<u64>>,
     /// Batches a sink made durable, per sink name.
     pub batches: Mutex<BTreeMap<String, Vec<ChangeBatch>>>,
 }
@@ -96,9 +94,10 @@ pub struct CountingConfig {
     pub interval_ms: u64,
     /// A secret, to check redaction.
     pub password: Option<Secret>,
-    /// Before each item, wait until every earlier item is committed.
+    /// Before each batch, record the table's "column types" (the seqs so far) in the schema
+    /// ledger, as a source records new columns before the first batch that uses them.
     #[serde(default)]
-    pub wait_for_commit: bool,
+    pub record_schema: bool,
 }
 
 mirror_core::register_source!("counting", CountingConfig, "test source");
@@ -110,8 +109,7 @@ struct Counting {
     pending_checkpoint: Option<u64>,
     transient_left: u64,
     table: Arc<Table>,
-    committed: Option<tokio::sync::watch::Receiver<u64>>,
-    emitted_items: u64,
+    schemas: Option<mirror_core::checkpoint::SchemaLedger>,
 }
 
 #[derive(Debug)]
@@ -145,12 +143,11 @@ impl SourceConfig for CountingConfig {
             pending_checkpoint: None,
             transient_left: self.transient_times,
             table: Arc::new(Table::new(TableId::new("numbers"), ["seq"])),
-            committed: if self.wait_for_commit {
-                cx.committed.clone()
+            schemas: if self.record_schema {
+                cx.schemas.clone()
             } else {
                 None
             },
-            emitted_items: 0,
         }))
     }
 }
@@ -186,14 +183,6 @@ pub fn rows_of(batch: &ChangeBatch) -> Vec<u64> {
 #[async_trait]
 impl Source for Counting {
     async fn next(&mut self) -> Result<Option<SourceItem>, ComponentError> {
-        if let Some(committed) = &mut self.committed {
-            if self.emitted_items > 0 {
-                let wanted = self.emitted_items;
-                let seen = *committed.wait_for(|c| *c >= wanted).await.unwrap();
-                self.probe.commit_waits.lock().unwrap().push(seen);
-            }
-            self.emitted_items += 1;
-        }
         if let Some(seq) = self.pending_checkpoint.take() {
             return Ok(Some(SourceItem::Checkpoint(Checkpoint::source(
                 CheckpointState::from_json(&seq).unwrap(),
@@ -218,6 +207,13 @@ impl Source for Counting {
             )));
         }
         let seq = self.next;
+        if let Some(ledger) = &self.schemas {
+            let state = CheckpointState::from_json(&(1..=seq).collect::<Vec<u64>>()).unwrap();
+            ledger
+                .record([(self.table.id.clone(), state)])
+                .await
+                .map_err(ComponentError::transient)?;
+        }
         self.next += 1;
         self.probe.emitted.lock().unwrap().push(seq);
         if self.config.checkpoint_items {

@@ -5,9 +5,12 @@
 //! - a table's state: `<table folder>/_mirror_checkpoint.<source>.json` — next to the table's data,
 //!   so dropping the table folder (which drops the table in Fabric) also forgets its position;
 //! - source-wide state: `_mirror_state/<source>/source.json` at the landing-zone root;
+//! - a table's column types recorded ahead of its data ([`mirror_core::checkpoint::SchemaLedger`]):
+//!   `<table folder>/_mirror_checkpoint.<source>.schema.json`;
 //! - a table's state committed before its folder exists (no `_metadata.json` yet, e.g. an empty
 //!   collection): `_mirror_state/<source>/tables/<folder, '/' as '%2F'>.json`, so that no folder
-//!   without `_metadata.json` is created. When both exist, the later commit wins.
+//!   without `_metadata.json` is created; its column types likewise in `_mirror_state/<source>/schemas/`.
+//!   When both exist, the later commit wins.
 //!
 //! While a table is being emptied ([`crate::truncate`]) its folder is deleted and created again;
 //! its records are copied to `_mirror_truncate/<folder>/` first and read from there too, and its
@@ -27,7 +30,9 @@ use chrono::Utc;
 use mirror_core::checkpoint::{record, CheckpointError, CheckpointStore, ResumeState};
 use mirror_core::model::{Checkpoint, Partition};
 
-use crate::naming::{checkpoint_file_name, table_folder, METADATA_FILE, STATE_DIR};
+use crate::naming::{
+    checkpoint_file_name, schema_record_name, table_folder, METADATA_FILE, STATE_DIR,
+};
 use crate::store::{join, LandingStore, PutMode, StoreError};
 
 /// Checkpoints kept in a landing zone.
@@ -59,13 +64,57 @@ impl LandingZoneCheckpointStore {
         join(&[STATE_DIR, source, "source.json"])
     }
 
-    fn orphan_record(source: &str, folder: &str) -> String {
+    /// Where a table partition's record goes while its folder does not exist yet.
+    fn orphan_record(source: &str, kind: &str, folder: &str) -> String {
         join(&[
             STATE_DIR,
             source,
-            "tables",
+            kind,
             &format!("{}.json", folder.replace('/', "%2F")),
         ])
+    }
+
+    async fn write_record(
+        &self,
+        source: &str,
+        partition: &Partition,
+        state: &mirror_core::model::CheckpointState,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), CheckpointError> {
+        // Not while the table's folder is being deleted and created again.
+        let _guard = match partition.table() {
+            Some(t) => {
+                let folder = table_folder(t).map_err(|e| CheckpointError::Other(Box::new(e)))?;
+                Some(crate::truncate::lock_folder(&*self.store, &folder).await)
+            }
+            None => None,
+        };
+        let path = self.record_path(source, partition).await?;
+        let bytes = record::encode(source, partition, state, now);
+        self.store
+            .put(&path, Bytes::from(bytes), PutMode::Overwrite)
+            .await
+            .map_err(other)?;
+        Ok(())
+    }
+
+    /// Where `partition`'s record goes.
+    async fn record_path(
+        &self,
+        source: &str,
+        partition: &Partition,
+    ) -> Result<String, CheckpointError> {
+        let (table, file, orphans) = match partition {
+            Partition::Source => return Ok(Self::source_record(source)),
+            Partition::Table(t) => (t, checkpoint_file_name(source), "tables"),
+            Partition::TableSchema(t) => (t, schema_record_name(source), "schemas"),
+        };
+        let folder = table_folder(table).map_err(|e| CheckpointError::Other(Box::new(e)))?;
+        Ok(if self.folder_is_table(&folder).await? {
+            join(&[&folder, &file])
+        } else {
+            Self::orphan_record(source, orphans, &folder)
+        })
     }
 
     async fn folder_is_table(&self, folder: &str) -> Result<bool, CheckpointError> {
@@ -132,29 +181,32 @@ impl LandingZoneCheckpointStore {
 impl CheckpointStore for LandingZoneCheckpointStore {
     async fn load(&self, source: &str) -> Result<ResumeState, CheckpointError> {
         let mut paths = vec![Self::source_record(source)];
-        let orphans = self
-            .store
-            .list(&join(&[STATE_DIR, source, "tables"]))
-            .await
-            .map_err(other)?;
-        for (name, _) in orphans.files {
-            if name.ends_with(".json") {
-                paths.push(join(&[STATE_DIR, source, "tables", &name]));
+        for kind in ["tables", "schemas"] {
+            let orphans = self
+                .store
+                .list(&join(&[STATE_DIR, source, kind]))
+                .await
+                .map_err(other)?;
+            for (name, _) in orphans.files {
+                if name.ends_with(".json") {
+                    paths.push(join(&[STATE_DIR, source, kind, &name]));
+                }
             }
         }
-        let file = checkpoint_file_name(source);
+        let files = [checkpoint_file_name(source), schema_record_name(source)];
         for folder in crate::store::table_folders(&*self.store)
             .await
             .map_err(other)?
         {
-            paths.push(join(&[&folder, &file]));
+            paths.extend(files.iter().map(|file| join(&[&folder, file])));
         }
         // Copies kept by a truncation in progress (the folder may be gone or half rebuilt).
         for folder in crate::truncate::intent_folders(&*self.store)
             .await
             .map_err(other)?
         {
-            paths.push(join(&[&crate::truncate::intent_dir(&folder), &file]));
+            let dir = crate::truncate::intent_dir(&folder);
+            paths.extend(files.iter().map(|file| join(&[&dir, file])));
         }
         let mut resume = ResumeState::empty();
         self.read_all(source, paths, &mut resume).await?;
@@ -163,33 +215,12 @@ impl CheckpointStore for LandingZoneCheckpointStore {
 
     async fn commit(&self, source: &str, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         let now = Utc::now();
-        for (partition, state) in checkpoint.entries() {
-            let path = match partition {
-                Partition::Source => Self::source_record(source),
-                Partition::Table(t) => {
-                    let folder =
-                        table_folder(t).map_err(|e| CheckpointError::Other(Box::new(e)))?;
-                    // Not while the folder is being deleted and created again.
-                    let _guard = crate::truncate::lock_folder(&*self.store, &folder).await;
-                    let path = if self.folder_is_table(&folder).await? {
-                        join(&[&folder, &checkpoint_file_name(source)])
-                    } else {
-                        Self::orphan_record(source, &folder)
-                    };
-                    let bytes = record::encode(source, partition, state, now);
-                    self.store
-                        .put(&path, Bytes::from(bytes), PutMode::Overwrite)
-                        .await
-                        .map_err(other)?;
-                    continue;
-                }
-            };
-            let bytes = record::encode(source, partition, state, now);
-            self.store
-                .put(&path, Bytes::from(bytes), PutMode::Overwrite)
-                .await
-                .map_err(other)?;
-        }
+        // Partitions are independent records: written side by side.
+        let writes: Vec<_> = checkpoint
+            .entries()
+            .map(|(partition, state)| self.write_record(source, partition, state, now))
+            .collect();
+        futures::future::try_join_all(writes).await?;
         Ok(())
     }
 

@@ -34,8 +34,9 @@ pub const PARTNER_EVENTS_FILE: &str = "_partnerEvents.json";
 pub const TABLE_STATE_FILE: &str = "_mirror_table.json";
 /// The single-writer lease of a table.
 pub const LEASE_FILE: &str = "_mirror_lease.json";
-/// Prefix of files being uploaded before the rename that publishes them.
-pub const TEMP_PREFIX: &str = "_mirror_tmp_";
+/// Prefix of files being uploaded before the rename that publishes them, and of a local store's
+/// temporary files ([`mirror_core::files`]).
+pub const TEMP_PREFIX: &str = mirror_core::files::TEMP_PREFIX;
 /// Prefix of per-table checkpoint records: `_mirror_checkpoint.<source>.json`.
 pub const CHECKPOINT_PREFIX: &str = "_mirror_checkpoint.";
 /// Root folder for checkpoint records that belong to no table folder (source-wide state).
@@ -184,6 +185,13 @@ pub fn parse_data_file_name(name: &str) -> Option<u64> {
 /// The checkpoint record of `source` inside a table folder.
 pub fn checkpoint_file_name(source: &str) -> String {
     format!("{CHECKPOINT_PREFIX}{source}.json")
+}
+
+/// The record of a table's column types written ahead of its data by `source`:
+/// `_mirror_checkpoint.<source>.schema.json` (component names hold no `.`, so it cannot be taken
+/// for another source's checkpoint).
+pub fn schema_record_name(source: &str) -> String {
+    format!("{CHECKPOINT_PREFIX}{source}.schema.json")
 }
 
 #[cfg(test)]

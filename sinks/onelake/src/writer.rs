@@ -292,6 +292,7 @@ impl LandingZoneWriter {
                 "max_file_rows, max_file_bytes and encode_concurrency must be at least 1".into(),
             ));
         }
+        store.remove_leftovers().await?;
         ensure_partner_events(&*store, &options.partner).await?;
         let holder = match &options.lease_lock_dir {
             Some(dir) => Holder::with_lock_dir(&options.name, dir),
@@ -1022,11 +1023,12 @@ impl TableWriter {
             acks: file.acks,
             temp: join(&[
                 &self.folder,
-                &format!(
-                    "{TEMP_PREFIX}{}_{}.parquet",
+                // With this process's id: a local store removes what a crash left at start.
+                &mirror_core::files::temp_name(&format!(
+                    "{}_{}.parquet",
                     data_file_name(seq).trim_end_matches(".parquet"),
                     uuid::Uuid::new_v4().simple()
-                ),
+                )),
             ]),
             uploaded: false,
             task: None,

@@ -130,7 +130,15 @@ async fn both_publish_modes_replicate_exactly_on_onelake_paths() {
                         r.headers.get("if-none-match").map(String::as_str),
                         Some("*")
                     );
-                    assert!(r.headers["x-ms-rename-source"].starts_with("/ws/lake.MountedRelationalDatabase/Files/LandingZone/sales.schema/orders/_mirror_tmp_"));
+                    // The full-URL form, as OneLake's production writers send it.
+                    let source = &r.headers["x-ms-rename-source"];
+                    assert!(
+                        source.starts_with(&format!(
+                            "{}/ws/lake.MountedRelationalDatabase/Files/LandingZone/sales.schema/orders/_mirror_tmp_",
+                            sim.endpoint()
+                        )),
+                        "{source}"
+                    );
                 }
             }
             PublishMode::Put => {

@@ -33,6 +33,9 @@ pub struct SimOptions {
     /// Users; with any, authentication is on (as `mongod --auth`): clients must log in with
     /// SCRAM-SHA-256 and hold the privileges of what they run. See [`crate::auth`].
     pub users: Vec<crate::auth::SimUser>,
+    /// The mongod version to play (default 7.0.0; 6.0 or later): `buildInfo`, `maxWireVersion`
+    /// and the features that came with later versions (see [`crate::version`]).
+    pub server_version: crate::version::ServerVersion,
 }
 
 impl Default for SimOptions {
@@ -44,6 +47,7 @@ impl Default for SimOptions {
             oplog_size_bytes: 256 * 1024 * 1024,
             noop_interval: Some(Duration::from_secs(10)),
             users: Vec::new(),
+            server_version: crate::version::ServerVersion::default(),
         }
     }
 }
@@ -61,7 +65,10 @@ impl MongoSim {
         let listener = TcpListener::bind((opts.host.as_str(), opts.port)).await?;
         let addr = listener.local_addr()?;
         let host = format!("{}:{}", opts.host, addr.port());
-        let mut state = State::new(Topology::new(&opts.set_name, &host), opts.oplog_size_bytes);
+        let mut state = State::new(
+            Topology::new(&opts.set_name, &host, opts.server_version),
+            opts.oplog_size_bytes,
+        );
         state.users = crate::auth::Users::new(&opts.users);
         let shared = Shared::new(state);
         let mut tasks = vec![tokio::spawn(crate::server::serve(listener, shared.clone()))];
@@ -590,6 +597,13 @@ impl SimHandle {
 
     pub fn oplog_len(&self) -> usize {
         self.shared.lock().oplog.len()
+    }
+
+    /// Fixes the random draw of `$sample`: with `Some(seed)` every `$sample` of the same
+    /// collection content picks the same documents; `None` (the default) draws at random, as
+    /// mongod does. Tests use it to make a type-inference sample come out one way or another.
+    pub fn set_sample_seed(&self, seed: Option<u64>) {
+        self.shared.lock().sample_seed = seed;
     }
 
     /// Closes every client connection (drivers see network errors).

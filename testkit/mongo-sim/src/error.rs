@@ -133,6 +133,7 @@ pub mod codes {
     pub const FAILED_TO_PARSE: i32 = 9;
     pub const UNAUTHORIZED: i32 = 13;
     pub const TYPE_MISMATCH: i32 = 14;
+    pub const OVERFLOW: i32 = 15;
     pub const AUTHENTICATION_FAILED: i32 = 18;
     pub const ILLEGAL_OPERATION: i32 = 20;
     pub const NAMESPACE_NOT_FOUND: i32 = 26;
@@ -248,6 +249,7 @@ pub fn code_name(code: i32) -> &'static str {
         11 => "UserNotFound",
         13 => "Unauthorized",
         14 => "TypeMismatch",
+        15 => "Overflow",
         17 => "ProtocolError",
         18 => "AuthenticationFailed",
         20 => "IllegalOperation",

@@ -1,6 +1,9 @@
 //! mongod's test fault hooks: `configureFailPoint` with `failCommand` (errorCode, errorLabels,
 //! closeConnection, blockConnection/blockTimeMS, writeConcernError, appName, times/skip/alwaysOn/
-//! off) and `failGetMoreAfterCursorCheckout`.
+//! off), `failGetMoreAfterCursorCheckout`, and `onPrimaryTransactionalWrite` (a retryable write
+//! that commits and then loses its connection, or fails before it commits:
+//! `TransactionParticipant::Participant::onWriteOpCompletedOnPrimary`,
+//! `src/mongo/db/transaction/transaction_participant.cpp`).
 //!
 //! Semantics follow mongod's `src/mongo/db/commands.cpp` (`CommandHelpers::
 //! evaluateFailCommandFailPoint`) and `src/mongo/util/fail_point.cpp` (modes).
@@ -39,7 +42,20 @@ pub struct FailPoints {
     points: HashMap<String, FailPoint>,
 }
 
-const KNOWN: &[&str] = &["failCommand", "failGetMoreAfterCursorCheckout"];
+const KNOWN: &[&str] = &[
+    "failCommand",
+    "failGetMoreAfterCursorCheckout",
+    "onPrimaryTransactionalWrite",
+];
+
+/// What `onPrimaryTransactionalWrite` does to a retryable write when it fires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionalWriteFault {
+    /// `closeConnection` (default true): the connection is closed without a reply.
+    pub close_connection: bool,
+    /// `failBeforeCommitExceptionCode`: the write fails with this code and is not applied.
+    pub fail_before_commit: Option<i32>,
+}
 
 impl FailPoints {
     /// `configureFailPoint`. Returns the previous times-count (mongod replies `count`).
@@ -163,6 +179,18 @@ impl FailPoints {
             action.write_concern_error = Some(wce);
         }
         Some(action)
+    }
+
+    /// Evaluates onPrimaryTransactionalWrite for a retryable write.
+    pub fn on_primary_transactional_write(&mut self) -> Option<TransactionalWriteFault> {
+        let data = self.fire("onPrimaryTransactionalWrite", |_| true)?;
+        Some(TransactionalWriteFault {
+            close_connection: data.get_bool("closeConnection").unwrap_or(true),
+            fail_before_commit: data
+                .get("failBeforeCommitExceptionCode")
+                .and_then(num)
+                .map(|c| c as i32),
+        })
     }
 
     /// Evaluates failGetMoreAfterCursorCheckout.

@@ -1,4 +1,5 @@
-//! `mongo-sim`: an in-memory MongoDB replica-set primary (mongod 7.0 behaviour) on the real wire
+//! `mongo-sim`: an in-memory MongoDB replica-set primary (mongod 7.0 behaviour, or 6.0+ as
+//! configured) on the real wire
 //! protocol, for tests, demos and benchmarks.
 //!
 //! ```no_run
@@ -14,8 +15,8 @@
 //! ```
 //!
 //! Modules: `wire` (codec), `commands` (one file per command family), `storage`, `ordering`,
-//! `matcher`, `projection`, `update`, `oplog` and `changestream`, `cursors`, `failpoints`,
-//! `topology`, `state` (the shared state and the writes that log events), `server` (TCP) and
+//! `matcher`, `expression`, `projection`, `update`, `oplog` and `changestream`, `cursors`, `failpoints`,
+//! `topology`, `version` (which mongod it plays), `state` (the shared state and the writes that log events), `server` (TCP) and
 //! `api` (this library surface).
 
 pub mod api;
@@ -23,7 +24,9 @@ pub mod auth;
 pub mod changestream;
 pub mod commands;
 pub mod cursors;
+pub mod disambiguate;
 pub mod error;
+pub mod expression;
 pub mod failpoints;
 pub mod matcher;
 pub mod oplog;
@@ -34,9 +37,11 @@ pub mod state;
 pub mod storage;
 pub mod topology;
 pub mod update;
+pub mod version;
 pub mod wire;
 pub mod workload;
 
 pub use api::{MongoSim, SimHandle, SimOptions, SimThread};
 pub use error::{CommandError, SimError};
 pub use state::UpdateOutcome;
+pub use version::ServerVersion;

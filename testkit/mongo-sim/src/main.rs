@@ -24,6 +24,10 @@ struct Args {
     /// Interval of the idle no-op oplog writer in ms (0 disables it).
     #[arg(long, default_value_t = 10_000)]
     noop_interval_ms: u64,
+    /// The mongod version to play (6.0 or later), e.g. 6.0.8 for a server without
+    /// `$changeStreamSplitLargeEvent`.
+    #[arg(long, default_value = "7.0.0")]
+    server_version: mongo_sim::ServerVersion,
     /// Seed a sample database `sample` with a collection `items` of N documents.
     #[arg(long, value_name = "N")]
     seed_sample: Option<usize>,
@@ -39,6 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         oplog_size_bytes: args.oplog_size_mb * 1024 * 1024,
         noop_interval: (args.noop_interval_ms > 0)
             .then(|| Duration::from_millis(args.noop_interval_ms)),
+        server_version: args.server_version,
         ..SimOptions::default()
     };
     let sim = MongoSim::start(opts).await?;

@@ -100,7 +100,7 @@ pub enum OpKind {
     },
     Update {
         id: RawBson,
-        description: UpdateDescription,
+        description: Box<UpdateDescription>,
         /// Stored only when the collection has `changeStreamPreAndPostImages` enabled.
         post_image: Option<Doc>,
         pre_image: Option<Doc>,
@@ -130,9 +130,12 @@ pub enum OpKind {
         options: Document,
     },
     Drop,
+    /// A rename; `drop_target` is the UUID of the collection the rename replaced (mongod logs
+    /// one `renameCollection` entry with `dropTarget`, no separate drop).
     Rename {
         to_db: String,
         to_coll: String,
+        drop_target: Option<[u8; 16]>,
     },
     DropDatabase,
     /// Periodic no-op write (mongod's `writePeriodicNoops`): advances time, no event.

@@ -1,9 +1,16 @@
 //! Projections for `find` and `$project`: inclusion or exclusion of (dotted) fields with mongod's
-//! `_id` rule (included unless excluded), applied to raw documents.
+//! `_id` rule (included unless excluded), and computed fields (field paths, literals,
+//! `{$literal: v}`, objects and arrays of those: see [`crate::expression`]), applied to raw
+//! documents. Parsing follows mongod's `projection_parser.cpp`: numbers and booleans include or
+//! exclude, a one-field object starting with `$` is an expression, another object a
+//! sub-projection, anything else a literal or field path; a computed field makes the projection
+//! an inclusion (31310 / 31252 in an exclusion projection); computed fields come after the
+//! included ones, in the order given.
 
-use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
+use bson::{Bson, RawBsonRef, RawDocument, RawDocumentBuf};
 
 use crate::error::{CmdResult, CommandError};
+use crate::expression::{set_path, Expression};
 use crate::wire::DocWriter;
 
 #[derive(Debug, Clone)]
@@ -12,59 +19,125 @@ pub struct Projection {
     include_id: bool,
     /// Field paths split into components (without `_id` when it only toggles `include_id`).
     paths: Vec<Vec<String>>,
+    /// Computed fields, in the order given.
+    computed: Vec<(Vec<String>, Expression)>,
+}
+
+#[derive(Default)]
+struct ParseState {
+    inclusion: Option<bool>,
+    include_id: bool,
+    paths: Vec<Vec<String>>,
+    computed: Vec<(Vec<String>, Expression)>,
+}
+
+impl ParseState {
+    fn element(&mut self, path: Vec<String>, v: RawBsonRef<'_>) -> CmdResult<()> {
+        let name = path.join(".");
+        if path.iter().any(|p| p.starts_with('$')) || name.contains(".$") {
+            return Err(CommandError::not_implemented(format!(
+                "positional and operator projections ('{name}')"
+            )));
+        }
+        let flag = match v {
+            RawBsonRef::Boolean(b) => Some(b),
+            RawBsonRef::Int32(i) => Some(i != 0),
+            RawBsonRef::Int64(i) => Some(i != 0),
+            RawBsonRef::Double(d) => Some(d != 0.0),
+            RawBsonRef::Decimal128(d) => {
+                Some(d.bytes() != bson::Decimal128::from_bytes([0; 16]).bytes())
+            }
+            _ => None,
+        };
+        if let Some(on) = flag {
+            if path.len() == 1 && path[0] == "_id" {
+                self.include_id = on;
+                return Ok(());
+            }
+            match self.inclusion {
+                None => self.inclusion = Some(on),
+                Some(true) if !on => {
+                    return Err(CommandError::new(
+                        31254,
+                        format!("Cannot do exclusion on field {name} in inclusion projection"),
+                    ))
+                }
+                Some(false) if on => {
+                    return Err(CommandError::new(
+                        31253,
+                        format!("Cannot do inclusion on field {name} in exclusion projection"),
+                    ))
+                }
+                _ => {}
+            }
+            self.paths.push(path);
+            return Ok(());
+        }
+        let value =
+            Bson::try_from(v.to_raw_bson()).map_err(|e| CommandError::bad_value(e.to_string()))?;
+        if let Bson::Document(sub) = &value {
+            let is_expression =
+                sub.len() == 1 && sub.keys().next().is_some_and(|k| k.starts_with('$'));
+            if !is_expression {
+                if sub.is_empty() {
+                    return Err(CommandError::new(
+                        51270,
+                        format!(
+                            "An empty sub-projection is not a valid value. Found empty object at path {name}"
+                        ),
+                    ));
+                }
+                // A sub-projection: `{a: {b: 1}}` is `{"a.b": 1}`.
+                if let RawBsonRef::Document(raw) = v {
+                    for item in raw.iter() {
+                        let (k, x) = item.map_err(|e| CommandError::bad_value(e.to_string()))?;
+                        let mut p = path.clone();
+                        p.extend(k.split('.').map(str::to_owned));
+                        self.element(p, x)?;
+                    }
+                }
+                return Ok(());
+            }
+            if self.inclusion == Some(false) {
+                return Err(CommandError::new(
+                    31252,
+                    "Cannot use expression other than $meta in exclusion projection",
+                ));
+            }
+        } else if self.inclusion == Some(false) {
+            return Err(CommandError::new(
+                31310,
+                format!("Cannot use an expression {name}: {value} in an exclusion projection"),
+            ));
+        }
+        let e = Expression::parse(&value)?;
+        self.inclusion = Some(true);
+        self.computed.push((path, e));
+        Ok(())
+    }
 }
 
 impl Projection {
     pub fn parse(spec: &RawDocument) -> CmdResult<Option<Projection>> {
-        let mut inclusion: Option<bool> = None;
-        let mut include_id = true;
-        let mut paths = Vec::new();
+        let mut st = ParseState {
+            include_id: true,
+            ..ParseState::default()
+        };
         for item in spec.iter() {
             let (k, v) = item.map_err(|e| CommandError::bad_value(e.to_string()))?;
-            let on = match v {
-                RawBsonRef::Boolean(b) => b,
-                RawBsonRef::Int32(i) => i != 0,
-                RawBsonRef::Int64(i) => i != 0,
-                RawBsonRef::Double(d) => d != 0.0,
-                _ => {
-                    return Err(CommandError::not_implemented(format!(
-                        "projection expressions (field '{k}')"
-                    )))
-                }
-            };
-            if k.starts_with('$') || k.contains(".$") {
-                return Err(CommandError::not_implemented(format!(
-                    "positional and operator projections ('{k}')"
-                )));
-            }
-            if k == "_id" {
-                include_id = on;
-                continue;
-            }
-            match inclusion {
-                None => inclusion = Some(on),
-                Some(prev) if prev != on => {
-                    let msg = if prev {
-                        format!("Cannot do exclusion on field {k} in inclusion projection")
-                    } else {
-                        format!("Cannot do inclusion on field {k} in exclusion projection")
-                    };
-                    return Err(CommandError::new(31254, msg));
-                }
-                _ => {}
-            }
-            paths.push(k.split('.').map(str::to_string).collect());
+            st.element(k.split('.').map(str::to_string).collect(), v)?;
         }
-        if inclusion.is_none() && include_id {
+        if st.inclusion.is_none() && st.include_id {
             // `{}` or `{_id: 1}`.
             if spec.iter().next().is_none() {
                 return Ok(None);
             }
         }
         Ok(Some(Projection {
-            inclusion: inclusion.unwrap_or(false),
-            include_id,
-            paths,
+            inclusion: st.inclusion.unwrap_or(false),
+            include_id: st.include_id,
+            paths: st.paths,
+            computed: st.computed,
         }))
     }
 
@@ -80,7 +153,21 @@ impl Projection {
         } else {
             project_exclude(doc, &self.paths, self.include_id, true, &mut w);
         }
-        w.finish_doc()
+        let projected = w.finish_doc();
+        if self.computed.is_empty() {
+            return projected;
+        }
+        let (Ok(source), Ok(mut out)) = (bson::Document::try_from(doc), projected.to_document())
+        else {
+            return projected;
+        };
+        for (path, e) in &self.computed {
+            if let Some(v) = e.evaluate(&source) {
+                // A computed field that cannot be placed (through an array) is left out.
+                let _ = set_path(&mut out, path, v);
+            }
+        }
+        RawDocumentBuf::from_document(&out).unwrap_or(projected)
     }
 }
 
@@ -215,5 +302,40 @@ mod tests {
             bson::doc! {"a": 1, "b": {"c": 1, "d": 2}, "e": 3}
         );
         assert!(Projection::parse(&rawdoc! {"a": 1, "b": 0}).is_err());
+        assert_eq!(
+            Projection::parse(&rawdoc! {"a": 0, "b": 1})
+                .unwrap_err()
+                .code,
+            31253
+        );
+    }
+
+    #[test]
+    fn computed_fields_follow_the_included_ones() {
+        let d = rawdoc! {"_id": 1, "a": 1, "b": {"c": 1, "d": 2}, "e": 3};
+        assert_eq!(
+            p(
+                rawdoc! {"x": "$b.d", "a": 1, "k": {"$literal": 5}, "s": "text"},
+                d.clone()
+            ),
+            bson::doc! {"_id": 1, "a": 1, "x": 2, "k": 5, "s": "text"}
+        );
+        assert_eq!(
+            p(rawdoc! {"b": {"c": 1, "z": "$e"}}, d.clone()),
+            bson::doc! {"_id": 1, "b": {"c": 1, "z": 3}}
+        );
+        assert_eq!(p(rawdoc! {"m": "$missing", "_id": 0}, d), bson::doc! {});
+        assert_eq!(
+            Projection::parse(&rawdoc! {"a": 0, "x": "$b"})
+                .unwrap_err()
+                .code,
+            31310
+        );
+        assert_eq!(
+            Projection::parse(&rawdoc! {"a": 0, "x": {"$literal": 1}})
+                .unwrap_err()
+                .code,
+            31252
+        );
     }
 }

@@ -38,6 +38,8 @@ pub struct State {
     pub command_counts: HashMap<String, u64>,
     /// The users; authentication is on when there is one.
     pub users: crate::auth::Users,
+    /// Fixes `$sample`'s draw (see [`crate::SimHandle::set_sample_seed`]).
+    pub sample_seed: Option<u64>,
 }
 
 /// Everything the server tasks and the handle share.
@@ -103,6 +105,7 @@ impl State {
             topology,
             command_counts: HashMap::new(),
             users: crate::auth::Users::default(),
+            sample_seed: None,
         }
     }
 
@@ -198,7 +201,8 @@ impl State {
         coll: &str,
         doc: RawDocumentBuf,
     ) -> CmdResult<Timestamp> {
-        let doc = ensure_id(doc)?;
+        let clock = &mut self.clock;
+        let doc = fix_document_for_insert(doc, || clock.tick())?;
         let uuid = self.ensure_collection(db, coll)?;
         let doc: Doc = Arc::new(doc);
         let c = self
@@ -217,8 +221,9 @@ impl State {
     pub fn seed(&mut self, db: &str, coll: &str, docs: Vec<RawDocumentBuf>) -> CmdResult<usize> {
         let (c, _) = self.catalog.coll_for_write(db, coll)?;
         let n = docs.len();
+        let clock = &mut self.clock;
         for d in docs {
-            let d = ensure_id(d)?;
+            let d = fix_document_for_insert(d, || clock.tick())?;
             c.insert(db, Arc::new(d))?;
         }
         Ok(n)
@@ -245,12 +250,17 @@ impl State {
         let id = id_of(&new)?;
         let pre_image = images.then(|| old.clone());
         let op = match description {
-            Some(description) => OpKind::Update {
-                id,
-                description,
-                post_image: images.then(|| new.clone()),
-                pre_image,
-            },
+            Some(mut description) => {
+                if let (Ok(o), Ok(n)) = (old.to_document(), new.to_document()) {
+                    crate::disambiguate::fill(&mut description, &o, &n);
+                }
+                OpKind::Update {
+                    id,
+                    description: Box::new(description),
+                    post_image: images.then(|| new.clone()),
+                    pre_image,
+                }
+            }
             None => OpKind::Replace {
                 id,
                 doc: new,
@@ -335,14 +345,27 @@ impl State {
             ));
         }
         crate::storage::check_coll_name(to_db, to)?;
-        if self.catalog.coll(to_db, to).is_some() {
+        // The replaced target goes with the rename itself: mongod logs one renameCollection entry
+        // carrying `dropTarget: <uuid>`, no drop (`OpObserverImpl::onRenameCollection`).
+        let mut dropped = None;
+        if let Some(target) = self.catalog.coll(to_db, to) {
             if !drop_target {
                 return Err(CommandError::new(
                     codes::NAMESPACE_EXISTS,
                     "target namespace exists",
                 ));
             }
-            self.drop_collection(to_db, to);
+            dropped = Some(target.uuid);
+            let buckets = target
+                .is_timeseries()
+                .then(|| format!("system.buckets.{to}"));
+            if let Some(database) = self.catalog.dbs.get_mut(to_db) {
+                database.collections.remove(to);
+                if let Some(b) = buckets {
+                    database.collections.remove(&b);
+                }
+            }
+            self.cursors.kill_namespace(&format!("{to_db}.{to}"));
         }
         let Some(mut c) = self
             .catalog
@@ -376,6 +399,7 @@ impl State {
             OpKind::Rename {
                 to_db: to_db.to_string(),
                 to_coll: to.to_string(),
+                drop_target: dropped,
             },
         );
         Ok(())
@@ -392,22 +416,63 @@ pub fn id_index_spec() -> Document {
     bson::doc! {"v": 2, "key": {"_id": 1}, "name": "_id_"}
 }
 
-/// Puts an `_id` first when the document has none (as mongod does on insert), and checks it.
-pub fn ensure_id(doc: RawDocumentBuf) -> CmdResult<RawDocumentBuf> {
-    match doc.get("_id") {
-        Ok(Some(v)) => {
-            crate::storage::check_id_value(&v)?;
-            Ok(doc)
-        }
-        Ok(None) => {
-            let mut w = crate::wire::DocWriter::with_capacity(doc.as_bytes().len() + 20);
-            w.append(
-                "_id",
-                bson::RawBsonRef::ObjectId(bson::oid::ObjectId::new()),
-            );
-            w.append_all(&doc);
-            Ok(w.finish_doc())
-        }
-        Err(e) => Err(CommandError::new(22, format!("invalid BSON: {e}"))),
+/// mongod's `fixDocumentForInsert` (`src/mongo/db/ops/insert.cpp`): refuses documents over 16 MB
+/// (BadValue), nested deeper than 180 levels (Overflow 15), with a bad `_id` (InvalidIdField 53,
+/// DollarPrefixedFieldName 52) or two `_id` fields (BadValue); then moves `_id` to the front
+/// (adding an ObjectId when there is none) and replaces each top-level `Timestamp(0, 0)` with a
+/// new cluster time (`tick`).
+pub fn fix_document_for_insert(
+    doc: RawDocumentBuf,
+    mut tick: impl FnMut() -> bson::Timestamp,
+) -> CmdResult<RawDocumentBuf> {
+    let size = doc.as_bytes().len();
+    if size > crate::wire::MAX_BSON_OBJECT_SIZE {
+        return Err(CommandError::bad_value(format!(
+            "object to insert too large. size in bytes: {size}, max size: {}",
+            crate::wire::MAX_BSON_OBJECT_SIZE
+        )));
     }
+    crate::storage::check_depth(&doc, |max| {
+        format!("cannot insert document because it exceeds {max} levels of nesting")
+    })?;
+    let mut id: Option<bson::RawBsonRef<'_>> = None;
+    let mut first_is_id = false;
+    let mut empty_timestamp = false;
+    for (i, item) in doc.iter().enumerate() {
+        let (k, v) = item.map_err(|e| CommandError::new(22, format!("invalid BSON: {e}")))?;
+        if matches!(v, bson::RawBsonRef::Timestamp(t) if t.time == 0 && t.increment == 0) {
+            empty_timestamp = true;
+        }
+        if k == "_id" {
+            crate::storage::check_id_value(&v)?;
+            if id.is_some() {
+                return Err(CommandError::bad_value(
+                    "can't have multiple _id fields in one document",
+                ));
+            }
+            id = Some(v);
+            first_is_id = i == 0;
+        }
+    }
+    if first_is_id && !empty_timestamp {
+        return Ok(doc);
+    }
+    let mut w = crate::wire::DocWriter::with_capacity(doc.as_bytes().len() + 20);
+    match id {
+        Some(v) => w.append("_id", v),
+        None => w.append(
+            "_id",
+            bson::RawBsonRef::ObjectId(bson::oid::ObjectId::new()),
+        ),
+    }
+    for (k, v) in doc.iter().flatten() {
+        match v {
+            _ if k == "_id" => {}
+            bson::RawBsonRef::Timestamp(t) if t.time == 0 && t.increment == 0 => {
+                w.timestamp(k, tick())
+            }
+            other => w.append(k, other),
+        }
+    }
+    Ok(w.finish_doc())
 }

@@ -41,7 +41,9 @@ pub struct Collection {
     /// Secondary index specifications (metadata only: queries never need them).
     pub indexes: Vec<Document>,
     docs: BTreeMap<u64, Doc>,
-    id_index: BTreeMap<OrderedBson, u64>,
+    /// `(_id, record id)`: unique on `_id` for collections, not for time-series collections,
+    /// which mongod stores in buckets without a unique `_id` index.
+    id_index: std::collections::BTreeSet<(OrderedBson, u64)>,
     next_record: u64,
     data_size: usize,
 }
@@ -61,7 +63,7 @@ impl Collection {
             pre_post_images,
             indexes: Vec::new(),
             docs: BTreeMap::new(),
-            id_index: BTreeMap::new(),
+            id_index: std::collections::BTreeSet::new(),
             next_record: 1,
             data_size: 0,
         }
@@ -94,17 +96,24 @@ impl Collection {
         self.data_size
     }
 
-    /// Inserts a document that already has an `_id`. Fails with DuplicateKey (11000).
+    fn id_entries(&self, key: &OrderedBson) -> impl Iterator<Item = u64> + '_ {
+        self.id_index
+            .range((key.clone(), 0)..=(key.clone(), u64::MAX))
+            .map(|(_, rid)| *rid)
+    }
+
+    /// Inserts a document that already has an `_id`. Fails with DuplicateKey (11000), except in
+    /// a time-series collection (its `_id`s need not be unique).
     pub fn insert(&mut self, db: &str, doc: Doc) -> CmdResult<()> {
         let id = id_of(&doc)?;
         let key = OrderedBson(id);
-        if self.id_index.contains_key(&key) {
+        if !self.is_timeseries() && self.id_entries(&key).next().is_some() {
             return Err(duplicate_key(db, &self.name, &key.0));
         }
         let rid = self.next_record;
         self.next_record += 1;
         self.data_size += doc.as_bytes().len();
-        self.id_index.insert(key, rid);
+        self.id_index.insert((key, rid));
         self.docs.insert(rid, doc);
         Ok(())
     }
@@ -121,7 +130,7 @@ impl Collection {
         let doc = self.docs.remove(&rid)?;
         self.data_size -= doc.as_bytes().len();
         if let Ok(id) = id_of(&doc) {
-            self.id_index.remove(&OrderedBson(id));
+            self.id_index.remove(&(OrderedBson(id), rid));
         }
         Some(doc)
     }
@@ -131,7 +140,7 @@ impl Collection {
     }
 
     pub fn find_id(&self, id: &RawBson) -> Option<(u64, &Doc)> {
-        let rid = *self.id_index.get(&OrderedBson(id.clone()))?;
+        let rid = self.id_entries(&OrderedBson(id.clone())).next()?;
         self.docs.get(&rid).map(|d| (rid, d))
     }
 
@@ -164,9 +173,18 @@ impl Collection {
         if empty {
             return Box::new(std::iter::empty());
         }
-        let range = self.id_index.range::<OrderedBson, _>((lower, upper));
-        let map =
-            move |(k, rid): (&'a OrderedBson, &'a u64)| self.docs.get(rid).map(|d| (k, *rid, d));
+        let lower = match lower {
+            Bound::Included(k) => Bound::Included((k.clone(), 0)),
+            Bound::Excluded(k) => Bound::Excluded((k.clone(), u64::MAX)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let upper = match upper {
+            Bound::Included(k) => Bound::Included((k.clone(), u64::MAX)),
+            Bound::Excluded(k) => Bound::Excluded((k.clone(), 0)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let range = self.id_index.range((lower, upper));
+        let map = move |(k, rid): &'a (OrderedBson, u64)| self.docs.get(rid).map(|d| (k, *rid, d));
         if ascending {
             Box::new(range.filter_map(map))
         } else {
@@ -328,8 +346,86 @@ pub fn docs_of(c: &Collection) -> Vec<RawDocumentBuf> {
     c.all().map(|d| (**d).clone()).collect()
 }
 
-/// Whether a value may be an `_id` (mongod refuses arrays, regexes and undefined).
+/// The deepest nesting of a document, as mongod counts it for storage: top-level fields are at
+/// depth 1, and each non-empty object or array one level more (empty ones do not count:
+/// `validateDepth` in `src/mongo/db/ops/insert.cpp`, `storage_validation.cpp`).
+pub fn nesting_depth(doc: &RawDocument) -> usize {
+    // Iterative: a hostile document can nest far deeper than the stack would take.
+    let mut max = 0;
+    let mut stack: Vec<(Vec<RawBsonRef<'_>>, usize)> = vec![(
+        doc.iter().filter_map(|r| r.ok().map(|(_, v)| v)).collect(),
+        1,
+    )];
+    while let Some((items, depth)) = stack.pop() {
+        if !items.is_empty() {
+            max = max.max(depth);
+        }
+        for v in items {
+            match v {
+                RawBsonRef::Document(d) => stack.push((
+                    d.iter().filter_map(|r| r.ok().map(|(_, v)| v)).collect(),
+                    depth + 1,
+                )),
+                RawBsonRef::Array(a) => {
+                    stack.push((a.into_iter().filter_map(Result::ok).collect(), depth + 1))
+                }
+                _ => {}
+            }
+        }
+    }
+    max
+}
+
+/// The deepest nesting mongod stores: `BSONDepth::getMaxDepthForUserStorage()`, the default
+/// `maxBSONDepth` (200) less the 20 levels kept for the system.
+pub const MAX_USER_DEPTH: usize = 180;
+
+/// `Overflow` (15) when `doc` nests deeper than [`MAX_USER_DEPTH`]; `message` is mongod's text
+/// for the operation, given the limit.
+pub fn check_depth(doc: &RawDocument, message: impl FnOnce(usize) -> String) -> CmdResult<()> {
+    if nesting_depth(doc) > MAX_USER_DEPTH {
+        return Err(CommandError::new(codes::OVERFLOW, message(MAX_USER_DEPTH)));
+    }
+    Ok(())
+}
+
+/// mongod's `storageValidIdField` (`storage_validation.cpp`): no regex, array or undefined `_id`,
+/// and no `$`-prefixed field anywhere inside an object `_id` (except a DBRef's `$ref`, `$id` and
+/// `$db`).
 pub fn check_id_value(v: &RawBsonRef<'_>) -> CmdResult<()> {
+    fn dollar_field(d: &RawDocument) -> Option<String> {
+        for (k, v) in d.iter().flatten() {
+            if k.starts_with('$') && !matches!(k, "$ref" | "$id" | "$db") {
+                return Some(k.to_owned());
+            }
+            let inner = match v {
+                RawBsonRef::Document(sub) => dollar_field(sub),
+                RawBsonRef::Array(a) => a.into_iter().flatten().find_map(|e| match e {
+                    RawBsonRef::Document(sub) => dollar_field(sub),
+                    _ => None,
+                }),
+                _ => None,
+            };
+            if inner.is_some() {
+                return inner;
+            }
+        }
+        None
+    }
+    if let RawBsonRef::Document(d) = v {
+        if let Some(k) = dollar_field(d) {
+            return Err(CommandError::new(
+                codes::DOLLAR_PREFIXED_FIELD_NAME,
+                format!(
+                    "_id fields may not contain '$'-prefixed fields: {k} is not valid for storage."
+                ),
+            ));
+        }
+    }
+    check_id_type(v)
+}
+
+fn check_id_type(v: &RawBsonRef<'_>) -> CmdResult<()> {
     match v {
         RawBsonRef::Array(_) => Err(CommandError::new(
             codes::INVALID_ID_FIELD,

@@ -5,10 +5,8 @@
 use bson::{doc, oid::ObjectId, Bson, Document, Timestamp};
 
 use crate::oplog::now_millis;
+use crate::version::ServerVersion;
 use crate::wire::{MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE};
-
-/// mongod 7.0's wire version.
-pub const MAX_WIRE_VERSION: i32 = 21;
 
 #[derive(Debug, Clone)]
 pub struct Topology {
@@ -18,11 +16,14 @@ pub struct Topology {
     pub process_id: ObjectId,
     pub counter: i64,
     pub term: i64,
+    /// The mongod version played.
+    pub version: ServerVersion,
 }
 
 impl Topology {
-    pub fn new(set_name: &str, host: &str) -> Self {
+    pub fn new(set_name: &str, host: &str, version: ServerVersion) -> Self {
         Topology {
+            version,
             set_name: set_name.to_string(),
             host: host.to_string(),
             primary: true,
@@ -140,7 +141,7 @@ impl Topology {
         d.insert("logicalSessionTimeoutMinutes", 30);
         d.insert("connectionId", connection_id);
         d.insert("minWireVersion", 0);
-        d.insert("maxWireVersion", MAX_WIRE_VERSION);
+        d.insert("maxWireVersion", self.version.wire_version());
         d.insert("readOnly", false);
     }
 }

@@ -20,15 +20,24 @@ pub struct UpdateDescription {
     pub updated_fields: Document,
     pub removed_fields: Vec<String>,
     pub truncated_arrays: Vec<(String, i32)>,
+    /// `disambiguatedPaths` of expanded events ([`crate::disambiguate`]), filled when the update
+    /// is logged.
+    pub disambiguated_paths: Document,
 }
 
 impl UpdateDescription {
-    pub fn to_document(&self) -> Document {
-        bson::doc! {
+    /// The event's `updateDescription`; with `disambiguated`, also `disambiguatedPaths` (expanded
+    /// events of mongod 6.1+).
+    pub fn to_document(&self, disambiguated: bool) -> Document {
+        let mut d = bson::doc! {
             "updatedFields": self.updated_fields.clone(),
             "removedFields": self.removed_fields.iter().cloned().map(Bson::String).collect::<Vec<_>>(),
             "truncatedArrays": self.truncated_arrays.iter().map(|(f, n)| bson::doc!{"field": f, "newSize": *n}).collect::<Vec<_>>(),
+        };
+        if disambiguated {
+            d.insert("disambiguatedPaths", self.disambiguated_paths.clone());
         }
+        d
     }
 }
 
@@ -135,7 +144,15 @@ fn type_name(b: &Bson) -> &'static str {
         Bson::DateTime(_) => "date",
         Bson::Timestamp(_) => "timestamp",
         Bson::Binary(_) => "binData",
-        _ => "other",
+        // The rest of `typeName` (src/mongo/bson/bsontypes.cpp).
+        Bson::RegularExpression(_) => "regex",
+        Bson::JavaScriptCode(_) => "javascript",
+        Bson::JavaScriptCodeWithScope(_) => "javascriptWithScope",
+        Bson::Symbol(_) => "symbol",
+        Bson::Undefined => "undefined",
+        Bson::DbPointer(_) => "dbPointer",
+        Bson::MinKey => "minKey",
+        Bson::MaxKey => "maxKey",
     }
 }
 
@@ -1235,43 +1252,7 @@ pub fn apply_pipeline(old: &Document, pipeline: &[Document]) -> CmdResult<Docume
 }
 
 fn eval_expr(doc: &Document, v: &Bson) -> CmdResult<Option<Bson>> {
-    match v {
-        Bson::String(s) if s.starts_with("$$") => match s.as_str() {
-            "$$REMOVE" => Ok(None),
-            "$$ROOT" | "$$CURRENT" => Ok(Some(Bson::Document(doc.clone()))),
-            other => Err(CommandError::not_implemented(format!(
-                "the variable {other}"
-            ))),
-        },
-        Bson::String(s) if s.starts_with('$') => Ok(get_path(doc, &s[1..]).cloned()),
-        Bson::Document(d) => {
-            if let Some(k) = d.keys().next() {
-                if k == "$literal" {
-                    return Ok(d.get("$literal").cloned());
-                }
-                if k.starts_with('$') {
-                    return Err(CommandError::not_implemented(format!(
-                        "the {k} expression in pipeline-style updates"
-                    )));
-                }
-            }
-            let mut out = Document::new();
-            for (k, x) in d {
-                if let Some(v) = eval_expr(doc, x)? {
-                    out.insert(k.clone(), v);
-                }
-            }
-            Ok(Some(Bson::Document(out)))
-        }
-        Bson::Array(a) => {
-            let mut out = Vec::new();
-            for x in a {
-                out.push(eval_expr(doc, x)?.unwrap_or(Bson::Null));
-            }
-            Ok(Some(Bson::Array(out)))
-        }
-        other => Ok(Some(other.clone())),
-    }
+    crate::expression::evaluate(doc, v)
 }
 
 #[cfg(test)]

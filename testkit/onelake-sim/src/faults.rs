@@ -39,6 +39,10 @@ pub enum Operation {
     Rename,
     /// Blob `Delete Blob` or DFS `Path - Delete`.
     Delete,
+    /// DFS `Path - Lease` or Blob `Lease Blob`.
+    Lease,
+    /// DFS `Path - Update` `setProperties`, Blob `Set Blob Metadata` / `Set Blob Properties`.
+    SetProperties,
     /// Blob Batch (OneLake rejects it).
     Batch,
     /// Container / filesystem operations.
@@ -67,6 +71,12 @@ pub enum FaultAction {
     ExpiredToken,
     /// Apply the request, then drop the connection without an answer.
     LoseResponse,
+    /// Never answer: the request hangs, applied first if `applied`. A test kills the writer
+    /// meanwhile, to crash it exactly before (or after) this request took effect.
+    Hang {
+        /// Whether the request takes effect before the hang.
+        applied: bool,
+    },
 }
 
 /// A fault rule: the first `times` requests matching `operation` (and `path_contains`) get
@@ -81,6 +91,8 @@ pub struct Fault {
     pub action: FaultAction,
     /// How many requests it applies to.
     pub times: usize,
+    /// How many matching requests pass untouched before it applies.
+    pub skip: usize,
 }
 
 impl Fault {
@@ -91,6 +103,19 @@ impl Fault {
             path_contains: None,
             action,
             times,
+            skip: 0,
+        }
+    }
+
+    /// The `n`-th request (from 1) of any operation hangs, applied first or not (see
+    /// [`FaultAction::Hang`]); combine with [`Fault::on_path`] to count only some.
+    pub fn hang_at(n: usize, applied: bool) -> Self {
+        Self {
+            operation: None,
+            path_contains: None,
+            action: FaultAction::Hang { applied },
+            times: 1,
+            skip: n.saturating_sub(1),
         }
     }
 
@@ -199,6 +224,10 @@ impl Faults {
                 && f.operation.is_none_or(|o| o == operation)
                 && f.path_contains.as_deref().is_none_or(|p| path.contains(p))
         })?;
+        if rules[index].skip > 0 {
+            rules[index].skip -= 1;
+            return None;
+        }
         rules[index].times -= 1;
         let action = rules[index].action.clone();
         if rules[index].times == 0 {

@@ -1,7 +1,7 @@
 //! `onelake-sim`: a local stand-in for OneLake and Fabric Open Mirroring, for tests.
 //!
 //! - [`storage`]: an in-memory hierarchical-namespace account (files, directories, ETags, blocks,
-//!   appends) with the conditional semantics of the Azure REST APIs;
+//!   appends, leases ([`lease`])) with the conditional semantics of the Azure REST APIs;
 //! - [`server`]: the Blob and DFS REST front end over it, OneLake-style paths, bearer-token checks
 //!   ([`auth`]) and injectable faults ([`faults`]);
 //! - [`fabric`]: the Fabric REST API (mirrored databases, mirroring and table status,
@@ -19,6 +19,7 @@ pub mod auth;
 pub mod fabric;
 pub mod faults;
 pub mod files;
+pub mod lease;
 pub mod python_app;
 pub mod replicator;
 pub mod server;

@@ -1,4 +1,5 @@
-//! The simulator driven by Microsoft's Azure Storage Python SDKs (`tests/sdk/*.py`).
+//! The simulator driven by Microsoft's Azure Storage Python SDKs and by the production
+//! open-mirroring writers' Python code (`tests/sdk/*.py`).
 //!
 //! Runs when a Python with `azure-storage-file-datalake` and `azure-storage-blob` is found
 //! (`ONELAKE_SIM_PYTHON`, else `.venv/bin/python` at the repository root); skipped with a note
@@ -27,8 +28,8 @@ fn python() -> Option<PathBuf> {
     ok.then_some(candidate)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn microsofts_python_sdks_work_against_the_simulator() {
+/// Runs `tests/sdk/<script>` against a fresh simulator; its last line must be `done`.
+async fn run_script(script: &str, done: &str) {
     let Some(python) = python() else {
         if std::env::var_os("ONELAKE_SIM_REQUIRE_SDK").is_some() || std::env::var_os("CI").is_some()
         {
@@ -40,8 +41,9 @@ async fn microsofts_python_sdks_work_against_the_simulator() {
         return;
     };
     let sim = OneLakeSim::start().await.unwrap();
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/open_mirroring_sdk_check.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sdk")
+        .join(script);
     let endpoint = sim.endpoint();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(python).arg(script).arg(endpoint).output()
@@ -55,5 +57,20 @@ async fn microsofts_python_sdks_work_against_the_simulator() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("all SDK checks passed"), "{stdout}");
+    assert!(stdout.contains(done), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn microsofts_python_sdks_work_against_the_simulator() {
+    run_script("open_mirroring_sdk_check.py", "all SDK checks passed").await;
+}
+
+/// Microsoft's open-mirroring client and the MongoDB_Fabric_Mirroring app, call for call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_production_open_mirroring_writers_work_against_the_simulator() {
+    run_script(
+        "open_mirroring_client_check.py",
+        "all open-mirroring client checks passed",
+    )
+    .await;
 }

@@ -109,6 +109,18 @@ impl Worker {
                 if let Some(idx) = coll.and_then(|c| self.by_coll.get(&c).copied()) {
                     self.collection_gone(idx, "renamed").await?;
                 }
+                // A rename onto an existing collection replaces it in the same event (mongod logs
+                // no separate drop, only the rename's `dropTarget`): the target's table goes too,
+                // and discovery copies the renamed collection under the target's name.
+                let target = event
+                    .get_document("to")
+                    .ok()
+                    .filter(|to| to.get_str("db") == Ok(self.db.as_str()))
+                    .and_then(|to| to.get_str("coll").ok())
+                    .and_then(|c| self.by_coll.get(c).copied());
+                if let Some(idx) = target {
+                    self.collection_gone(idx, "replaced by a rename").await?;
+                }
                 self.discover_now = true;
             }
             "dropDatabase" => {
@@ -217,11 +229,13 @@ impl Worker {
         }
     }
 
-    /// Publishes every pending change event, one batch per table.
+    /// Publishes every pending change event, one batch per table, after recording the columns
+    /// they add (one ledger write for all of them).
     pub(super) async fn flush(&mut self) -> Result<(), ComponentError> {
         let order = std::mem::take(&mut self.flush_order);
         let count = order.len();
-        for (n, idx) in order.into_iter().enumerate() {
+        let mut batches = Vec::with_capacity(count);
+        for &idx in &order {
             let rt = &mut self.tables[idx];
             let pending = std::mem::take(&mut rt.pending);
             let mut rows = Vec::with_capacity(pending.len());
@@ -244,12 +258,11 @@ impl Worker {
                     }
                 }
             }
-            let before = rt.state.clone();
             rt.state.events += ops.len() as u64;
-            let (batch, barrier) = convert(rt, &rows, ops, before)?;
-            if let Some(checkpoint) = barrier {
-                self.send_barrier(checkpoint).await?;
-            }
+            batches.push(convert(rt, &rows, ops)?);
+        }
+        self.record_new_columns(&order).await?;
+        for (n, batch) in batches.into_iter().enumerate() {
             if n + 1 == count {
                 // Everything the stream reported is in these batches now.
                 if let Some(token) = &self.stream_token {

@@ -37,6 +37,7 @@ use tracing::warn;
 use crate::config::{MongoSourceConfig, ReadPreferenceMode};
 use crate::errors::SourceError;
 use crate::progress::Progress;
+use crate::schemas::Schemas;
 use crate::snapshot::{RangeJob, ReaderMsg};
 use crate::state::{StreamPosition, TableState};
 use crate::stream::{self, StartAt, StreamMsg};
@@ -52,8 +53,6 @@ pub struct DbOutput {
     pub item: SourceItem,
     /// The stream position to commit with it, if it advanced.
     pub position: Option<StreamPosition>,
-    /// Fired once this item is committed; the worker waits for it (see [`Worker::send_barrier`]).
-    pub barrier: Option<tokio::sync::oneshot::Sender<()>>,
     /// Only a position for the telemetry (see [`Worker::send_marker`]): nothing to write to
     /// the checkpoint store.
     pub marker: bool,
@@ -89,6 +88,8 @@ pub struct WorkerSetup {
     pub targets: Targets,
     /// The source's telemetry.
     pub telemetry: Arc<SourceTelemetry>,
+    /// The tables' recorded column types.
+    pub schemas: Arc<Schemas>,
 }
 
 /// Runs a database until shutdown or an error it cannot get past (which it sends to `out`).
@@ -131,6 +132,7 @@ struct Worker {
     progress: Progress,
     targets: Targets,
     telemetry: Arc<SourceTelemetry>,
+    schemas: Arc<Schemas>,
     start: StartAt,
     saved: Vec<TableState>,
 
@@ -178,6 +180,7 @@ impl Worker {
             progress: s.progress,
             targets: s.targets,
             telemetry: s.telemetry,
+            schemas: s.schemas,
             start: s.start,
             saved: s.saved,
             tables: Vec::new(),
@@ -365,7 +368,6 @@ impl Worker {
             db: self.db.clone(),
             item: SourceItem::Checkpoint(Checkpoint::none()),
             position: Some(position),
-            barrier: None,
             marker: true,
         };
         tokio::select! {
@@ -382,18 +384,34 @@ impl Worker {
             .await
     }
 
-    /// Commits `checkpoint` (a table's new column types) and waits until it is durable, before the
-    /// first file holding those columns can be published. Otherwise a crash between publishing that
-    /// file and committing could let the restarted source infer other types for the same columns
-    /// from differently batched data, and Fabric stops a table whose column changes type.
-    async fn send_barrier(&mut self, checkpoint: Checkpoint) -> Result<(), ComponentError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send_with(SourceItem::Checkpoint(checkpoint), None, Some(tx))
-            .await?;
-        tokio::select! {
-            r = rx => r.map_err(|_| ComponentError::permanent(SourceError("the source was closed".into()))),
-            _ = self.shutdown.cancelled() => Ok(()),
+    /// Records the columns of the tables at `indexes` that have columns not recorded yet, and
+    /// returns once that is durable: only then may a batch holding those columns be sent (see
+    /// [`crate::schemas`]). Transient store failures are retried here (see [`run`]).
+    async fn record_new_columns(&mut self, indexes: &[usize]) -> Result<(), ComponentError> {
+        let ahead: Vec<_> = indexes
+            .iter()
+            .filter_map(|&idx| {
+                let rt = self.tables.get(idx)?;
+                let columns = rt.converter.state();
+                self.schemas
+                    .is_ahead(&rt.table.id, columns)
+                    .then(|| (rt.table.id.clone(), columns.clone()))
+            })
+            .collect();
+        if ahead.is_empty() {
+            return Ok(());
         }
+        let schemas = self.schemas.clone();
+        retrying(&self.shutdown, "recording new column types", || {
+            let (schemas, ahead) = (schemas.clone(), ahead.clone());
+            async move {
+                schemas
+                    .record(ahead)
+                    .await
+                    .map_err(ComponentError::transient)
+            }
+        })
+        .await
     }
 
     async fn send(
@@ -401,22 +419,12 @@ impl Worker {
         item: SourceItem,
         position: Option<StreamPosition>,
     ) -> Result<(), ComponentError> {
-        self.send_with(item, position, None).await
-    }
-
-    async fn send_with(
-        &mut self,
-        item: SourceItem,
-        position: Option<StreamPosition>,
-        barrier: Option<tokio::sync::oneshot::Sender<()>>,
-    ) -> Result<(), ComponentError> {
         self.last_checkpoint = Instant::now();
         self.last_marker = self.last_checkpoint;
         let output = DbOutput {
             db: self.db.clone(),
             item,
             position,
-            barrier,
             marker: false,
         };
         tokio::select! {

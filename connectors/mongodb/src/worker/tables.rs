@@ -2,8 +2,8 @@
 //! (sampled, split into ranges) or is restored from its checkpoint, and how rows become batches.
 //!
 //! A table's [`TableState`] travels in every batch's checkpoint: the initial-sync ranges left, the
-//! column types. [`convert`] attaches the state after a batch's rows and, when the rows added
-//! columns, returns the checkpoint to commit before the batch (see [`Worker::send_barrier`]).
+//! column types. [`convert`] attaches the state after a batch's rows; when the rows added columns,
+//! the caller records them ([`Worker::record_new_columns`]) before it sends the batch.
 
 use std::sync::Arc;
 
@@ -83,9 +83,13 @@ impl Worker {
         }
         let coll = coll.to_owned();
         let table = self.claim_target(&coll)?;
-        let schema = TableSchemaState::from_json(state.schema.clone()).map_err(|e| {
+        let saved = TableSchemaState::from_json(state.schema.clone()).map_err(|e| {
             ComponentError::permanent(SourceError(format!("table {}: {e}", table.id)))
         })?;
+        let schema = self
+            .schemas
+            .adopt(&table.id, Some(saved))
+            .map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
         let mapping = TableMapping::resolve(&self.tables_cfg, &state.source);
         let converter = BsonConverter::new(table.id.to_string(), mapping, schema)
             .map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
@@ -142,12 +146,14 @@ impl Worker {
         let table = self.claim_target(coll)?;
         let source = format!("{}.{coll}", self.db);
         let mapping = TableMapping::resolve(&self.tables_cfg, &source);
-        let mut converter = BsonConverter::new(
-            table.id.to_string(),
-            mapping.clone(),
-            TableSchemaState::new(),
-        )
-        .map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
+        // Columns the table already has (recorded before a crash, or by a collection of the same
+        // name before it was dropped) keep their types; the sample only adds columns.
+        let known = self
+            .schemas
+            .adopt(&table.id, None)
+            .map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
+        let mut converter = BsonConverter::new(table.id.to_string(), mapping.clone(), known)
+            .map_err(|e| ComponentError::permanent(SourceError(e.to_string())))?;
         let collection = self.collection(coll);
         if mapping.sample_size > 0 {
             let sample = retrying(&self.shutdown, "sampling a new collection", || {
@@ -184,7 +190,8 @@ impl Worker {
         info!(collection = %source, table = %rt.table.id, estimated = rt.state.estimated, ranges = rt.state.ranges.len(), "initial sync starts");
         self.tables.push(rt);
         self.by_coll.insert(coll.to_owned(), idx);
-        Ok(())
+        // The inferred types are facts from the first file on: durable before any page is sent.
+        self.record_new_columns(&[idx]).await
     }
 
     async fn sample(
@@ -267,16 +274,13 @@ pub(super) fn finish_sync(rt: &mut TableRt, progress: &Progress) {
     info!(table = %rt.table.id, copied = rt.state.copied, "initial sync complete; streaming changes");
 }
 
-/// Converts rows and attaches the table's state after them. If the rows added columns, also
-/// returns the checkpoint to commit first: `before` (the state without these rows) with the new
-/// column types.
+/// Converts rows and attaches the table's state after them. Columns the rows added must be
+/// recorded ([`Worker::record_new_columns`]) before the batch is sent.
 pub(super) fn convert(
     rt: &mut TableRt,
     rows: &[RowInput<'_>],
     ops: Vec<RowOp>,
-    mut before: TableState,
-) -> Result<(ChangeBatch, Option<Checkpoint>), ComponentError> {
-    let columns_before = rt.converter.state().columns().len();
+) -> Result<ChangeBatch, ComponentError> {
     let records = rt.converter.convert(rows).map_err(|e| {
         ComponentError::permanent(SourceError(format!(
             "converting `{}` to table {}: {e}",
@@ -284,17 +288,8 @@ pub(super) fn convert(
         )))
     })?;
     rt.state.schema = rt.converter.state().to_json();
-    let barrier = if rt.converter.state().columns().len() > columns_before {
-        before.schema = rt.state.schema.clone();
-        let state = CheckpointState::from_json(&before).map_err(ComponentError::permanent)?;
-        Some(Checkpoint::table(rt.table.id.clone(), state))
-    } else {
-        None
-    };
     let checkpoint = table_checkpoint(rt)?;
-    let batch = ChangeBatch::new(rt.table.clone(), records, ops, checkpoint)
-        .map_err(ComponentError::permanent)?;
-    Ok((batch, barrier))
+    ChangeBatch::new(rt.table.clone(), records, ops, checkpoint).map_err(ComponentError::permanent)
 }
 
 pub(super) fn table_checkpoint(rt: &TableRt) -> Result<Checkpoint, ComponentError> {

@@ -25,8 +25,8 @@ use crate::state::{id_to_json, Phase};
 /// converter, so that one large collection's pages convert on several cores while the worker
 /// keeps pages and change events in order. The result is used only if the copy added no
 /// column and the table's columns are still those it started from; otherwise (new fields, which
-/// need inference over the rows actually published and a checkpoint barrier) the page is
-/// converted again in order, exactly as without this.
+/// need inference over the rows actually published, recorded before the page is sent) the page
+/// is converted again in order, exactly as without this.
 pub(super) struct Ahead {
     /// Gives the documents back, with the rows and the converter if they are usable.
     pub(super) task: tokio::task::JoinHandle<(Vec<RawDocumentBuf>, Option<ConvertedAhead>)>,
@@ -211,7 +211,6 @@ impl Worker {
         };
         let skipped = chunk.docs.len() - kept;
         let rt = &mut self.tables[chunk.table];
-        let before = rt.state.clone();
         let ops = vec![RowOp::Upsert; kept];
         let copied = chunk.docs.len() as u64;
         rt.state.copied += copied;
@@ -233,7 +232,7 @@ impl Worker {
         // The conversion ahead stands if the table's columns are still those it was made with
         // (it added none): converting in order now would give the same rows.
         let converted = converted.filter(|(_, c)| c.state() == rt.converter.state());
-        let (batch, barrier) = match converted {
+        let batch = match converted {
             Some((records, converter)) => {
                 rt.spare.push(converter);
                 let records = if skipped > 0 {
@@ -246,9 +245,8 @@ impl Worker {
                     records
                 };
                 let checkpoint = table_checkpoint(rt)?;
-                let batch = ChangeBatch::new(rt.table.clone(), records, ops, checkpoint)
-                    .map_err(ComponentError::permanent)?;
-                (batch, None)
+                ChangeBatch::new(rt.table.clone(), records, ops, checkpoint)
+                    .map_err(ComponentError::permanent)?
             }
             None => {
                 let rows: Vec<RowInput<'_>> = chunk
@@ -258,12 +256,10 @@ impl Worker {
                     .filter(|(i, _)| keep.is_empty() || keep[*i])
                     .map(|(_, d)| RowInput::Document(d))
                     .collect();
-                convert(rt, &rows, ops, before)?
+                convert(rt, &rows, ops)?
             }
         };
-        if let Some(checkpoint) = barrier {
-            self.send_barrier(checkpoint).await?;
-        }
+        self.record_new_columns(&[chunk.table]).await?;
         let position = self.position();
         self.send(SourceItem::Batch(batch), position).await
     }

@@ -181,6 +181,14 @@ max_backoff = "1s"
         }
     }
 
+    /// Kills the engine: its task is aborted where it is, with no clean shutdown (what a crash
+    /// leaves behind, within this process).
+    pub async fn kill(&mut self) {
+        let running = self.running.lock().unwrap().take().expect("not running");
+        running.task.abort();
+        let _ = running.task.await;
+    }
+
     /// Stops the engine cleanly and returns how it ended.
     pub async fn stop_result(&mut self) -> Result<RunReport, EngineError> {
         let running = self.running.lock().unwrap().take().expect("not running");
@@ -381,6 +389,16 @@ pub struct SourceRun {
 impl Harness {
     /// Builds the source alone (see [`SourceRun`]).
     pub async fn source(&self, source_extra: &str, resume: ResumeState) -> SourceRun {
+        self.source_with(source_extra, resume, None).await
+    }
+
+    /// [`Harness::source`], recording column types in `ledger` as the engine has it do.
+    pub async fn source_with(
+        &self,
+        source_extra: &str,
+        resume: ResumeState,
+        ledger: Option<mirror_core::checkpoint::SchemaLedger>,
+    ) -> SourceRun {
         let config = self.config(source_extra);
         let spec = config.sources.into_iter().next().unwrap();
         let stop = CancellationToken::new();
@@ -388,6 +406,7 @@ impl Harness {
             .config
             .build(mirror_core::component::SourceContext {
                 shutdown: stop.clone(),
+                schemas: ledger,
                 ..mirror_core::component::SourceContext::standalone(SOURCE, resume)
             })
             .await

@@ -172,6 +172,14 @@ pub trait LandingStore: Send + Sync + fmt::Debug {
         Ok(None)
     }
 
+    /// Deletes what a crash of an earlier writer left behind in the store's own machinery (the
+    /// temporary files of a local store's writes, see [`mirror_core::files`]); returns how many.
+    /// Stores whose writes are atomic requests have none (the default). Called at start; files
+    /// being written by live writers are kept.
+    async fn remove_leftovers(&self) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+
     /// Deletes the folder `dir` and everything below it; deleting a missing folder succeeds.
     ///
     /// The folder should vanish in one step, so that nobody (Fabric) sees it half deleted: a local

@@ -129,7 +129,7 @@ pub fn server_status(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
     let st = shared.lock();
     let mut d = doc! {
         "host": st.topology.host.clone(),
-        "version": "7.0.0",
+        "version": st.topology.version.to_string(),
         "process": "mongod",
         "pid": std::process::id() as i64,
         "uptime": 1.0,
@@ -153,15 +153,79 @@ pub fn server_status(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
     doc_body(d)
 }
 
-pub fn get_parameter(cmd: &Cmd<'_>) -> Exec {
+/// `getParameter`, as mongod's `CmdGet` (`src/mongo/db/commands/parameters.cpp`): admin only;
+/// `getParameter: "*"` answers every parameter, `getParameter: 1` (or `{showDetails: true}`)
+/// the named ones, and none found is InvalidOptions "no option found to get". The parameters are
+/// the mongod 7.0 ones whose values the simulator's behaviour stands for (its defaults), not
+/// mongod's hundreds of tuning knobs.
+pub fn get_parameter(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
+    admin_only(cmd)?;
+    let fcv = shared.lock().topology.version.fcv();
+    let params: Vec<(&str, Bson)> = vec![
+        (
+            "authenticationMechanisms",
+            Bson::Array(vec![
+                "MONGODB-X509".into(),
+                "SCRAM-SHA-1".into(),
+                "SCRAM-SHA-256".into(),
+            ]),
+        ),
+        ("cursorTimeoutMillis", Bson::Int64(600_000)),
+        ("enableTestCommands", Bson::Boolean(true)),
+        (
+            "featureCompatibilityVersion",
+            Bson::Document(doc! {"version": fcv}),
+        ),
+        (
+            "internalDocumentSourceGroupMaxMemoryBytes",
+            Bson::Int64(104_857_600),
+        ),
+        (
+            "internalQueryMaxBlockingSortMemoryUsageBytes",
+            Bson::Int32(104_857_600),
+        ),
+        ("javascriptProtection", Bson::Boolean(false)),
+        ("localLogicalSessionTimeoutMinutes", Bson::Int32(30)),
+        ("logLevel", Bson::Int32(0)),
+        (
+            "maxAcceptableLogicalClockDriftSecs",
+            Bson::Int64(31_536_000),
+        ),
+        ("maxBSONDepth", Bson::Int32(200)),
+        ("maxSessions", Bson::Int32(1_000_000)),
+        ("maxTransactionLockRequestTimeoutMillis", Bson::Int32(5)),
+        ("notablescan", Bson::Boolean(false)),
+        ("periodicNoopIntervalSecs", Bson::Int32(10)),
+        ("quiet", Bson::Boolean(false)),
+        ("syncdelay", Bson::Double(60.0)),
+        ("transactionLifetimeLimitSeconds", Bson::Int32(60)),
+        ("ttlMonitorEnabled", Bson::Boolean(true)),
+    ];
+    let (all, details) = match cmd.get("getParameter") {
+        Some(RawBsonRef::String("*")) => (true, false),
+        Some(RawBsonRef::Document(d)) => (
+            matches!(d.get("allParameters"), Ok(Some(RawBsonRef::Boolean(true)))),
+            matches!(d.get("showDetails"), Ok(Some(RawBsonRef::Boolean(true)))),
+        ),
+        _ => (false, false),
+    };
     let mut out = Document::new();
-    if cmd.get("featureCompatibilityVersion").is_some()
-        || cmd.get("getParameter") == Some(RawBsonRef::String("*"))
-    {
-        out.insert("featureCompatibilityVersion", doc! {"version": "7.0"});
+    for (name, value) in params {
+        if all || cmd.get(name).is_some() {
+            let value = if details {
+                Bson::Document(doc! {
+                    "value": value,
+                    "settableAtRuntime": !matches!(name, "featureCompatibilityVersion" | "authenticationMechanisms" | "maxBSONDepth" | "enableTestCommands"),
+                    "settableAtStartup": name != "featureCompatibilityVersion",
+                })
+            } else {
+                value
+            };
+            out.insert(name, value);
+        }
     }
-    if cmd.get("enableTestCommands").is_some() {
-        out.insert("enableTestCommands", true);
+    if out.is_empty() {
+        return Err(CommandError::new(codes::INVALID_OPTIONS, "no option found to get").into());
     }
     doc_body(out)
 }

@@ -19,7 +19,68 @@ use crate::projection::Projection;
 use crate::state::State;
 use crate::storage::{CollKind, Doc};
 
-fn stage_name(st: &RawDocument) -> CmdResult<(&str, RawBsonRef<'_>)> {
+/// Aggregation stages of mongod 7.0 (`REGISTER_DOCUMENT_SOURCE`): a name outside this list is
+/// "Unrecognized pipeline stage name" (40324, `DocumentSource::parse`); a known one the simulator
+/// does not run is NotImplemented.
+const KNOWN_STAGES: &[&str] = &[
+    "$addFields",
+    "$bucket",
+    "$bucketAuto",
+    "$changeStream",
+    "$changeStreamSplitLargeEvent",
+    "$collStats",
+    "$count",
+    "$currentOp",
+    "$densify",
+    "$documents",
+    "$facet",
+    "$fill",
+    "$geoNear",
+    "$graphLookup",
+    "$group",
+    "$indexStats",
+    "$limit",
+    "$listCachedAndActiveUsers",
+    "$listLocalSessions",
+    "$listSampledQueries",
+    "$listSearchIndexes",
+    "$listSessions",
+    "$lookup",
+    "$match",
+    "$merge",
+    "$out",
+    "$planCacheStats",
+    "$project",
+    "$queryStats",
+    "$redact",
+    "$replaceRoot",
+    "$replaceWith",
+    "$sample",
+    "$search",
+    "$searchMeta",
+    "$set",
+    "$setWindowFields",
+    "$shardedDataDistribution",
+    "$skip",
+    "$sort",
+    "$sortByCount",
+    "$unionWith",
+    "$unset",
+    "$unwind",
+    "$vectorSearch",
+];
+
+/// Whether mongod knows a stage of this name.
+pub fn is_known_stage(name: &str) -> bool {
+    KNOWN_STAGES.contains(&name)
+}
+
+/// mongod's error for a stage name it does not know.
+pub fn unknown_stage(name: &str) -> CommandError {
+    CommandError::new(40324, format!("Unrecognized pipeline stage name: '{name}'"))
+}
+
+pub fn stage_name(st: &RawDocument) -> CmdResult<(&str, RawBsonRef<'_>)> {
     let mut it = st.iter();
     match (it.next(), it.next()) {
         (Some(Ok((k, v))), None) => Ok((k, v)),
@@ -45,6 +106,7 @@ pub fn aggregate(shared: &Arc<crate::state::Shared>, cmd: &Cmd<'_>) -> Exec {
         "exchange",
         "isMapReduceCommand",
     ])?;
+    super::check_collation(cmd.get("collation"), "aggregate.collation")?;
     let coll: Option<String> =
         match cmd.get("aggregate") {
             Some(RawBsonRef::String(s)) => Some(s.to_string()),
@@ -178,15 +240,7 @@ fn change_stream(
     let mut st = shared.lock();
     not_primary_read(&st, cmd)?;
     let now = st.cluster_time();
-    let mut cs = ChangeStream::open(
-        &cmd.db,
-        coll,
-        spec,
-        &pipeline[1..],
-        &st.catalog,
-        &st.oplog,
-        now,
-    )?;
+    let mut cs = ChangeStream::open(&cmd.db, coll, spec, &pipeline[1..], &st)?;
     let batch = cs.next_batch(
         &st.oplog,
         &st.catalog,
@@ -251,7 +305,12 @@ pub fn run_pipeline(
                     if let ("$collStats", RawBsonRef::Document(spec)) = stage_name(first)? {
                         stages = &stages[1..];
                         let d = coll_stats(st, db, coll, spec)?;
-                        return run_stages(vec![Arc::new(d)], stages);
+                        return run_stages(
+                            vec![Arc::new(d)],
+                            stages,
+                            st.topology.version,
+                            st.sample_seed,
+                        );
                     }
                     if let ("$match", RawBsonRef::Document(f)) = stage_name(first)? {
                         let e = Expr::parse(f)?;
@@ -265,7 +324,7 @@ pub fn run_pipeline(
                                 .collect(),
                             None => c.all().filter(|d| e.matches(d)).cloned().collect(),
                         };
-                        return run_stages(v, stages);
+                        return run_stages(v, stages, st.topology.version, st.sample_seed);
                     }
                 }
                 c.all().cloned().collect()
@@ -286,7 +345,7 @@ pub fn run_pipeline(
         }
     }
     docs.shrink_to_fit();
-    run_stages(docs, stages)
+    run_stages(docs, stages, st.topology.version, st.sample_seed)
 }
 
 fn coll_stats(st: &State, db: &str, coll: &str, spec: &RawDocument) -> CmdResult<RawDocumentBuf> {
@@ -328,7 +387,33 @@ fn as_usize(v: RawBsonRef<'_>, what: &str) -> CmdResult<usize> {
     }
 }
 
-fn run_stages(mut docs: Vec<Doc>, stages: &[RawDocumentBuf]) -> CmdResult<Vec<Doc>> {
+/// `sample_seed`: see [`crate::SimHandle::set_sample_seed`].
+fn run_stages(
+    mut docs: Vec<Doc>,
+    stages: &[RawDocumentBuf],
+    version: crate::version::ServerVersion,
+    sample_seed: Option<u64>,
+) -> CmdResult<Vec<Doc>> {
+    // Pipeline::parse: every stage is parsed (unknown names: 40324) before any runs.
+    for st in stages {
+        let name = stage_name(st)?.0;
+        if !is_known_stage(name)
+            || (name == "$changeStreamSplitLargeEvent" && !version.splits_large_events())
+        {
+            return Err(unknown_stage(name));
+        }
+    }
+    // validateTopLevelPipeline: "$changeStreamSplitLargeEvent can only be used in a $changeStream
+    // pipeline" (its constraints require a change stream).
+    if stages
+        .iter()
+        .any(|st| stage_name(st).is_ok_and(|(n, _)| n == "$changeStreamSplitLargeEvent"))
+    {
+        return Err(CommandError::new(
+            codes::ILLEGAL_OPERATION,
+            "$changeStreamSplitLargeEvent can only be used in a $changeStream pipeline",
+        ));
+    }
     for st in stages {
         let (name, arg) = stage_name(st)?;
         docs = match (name, arg) {
@@ -387,8 +472,14 @@ fn run_stages(mut docs: Vec<Doc>, stages: &[RawDocumentBuf]) -> CmdResult<Vec<Do
                     _ => return Err(CommandError::new(28749, "$sample stage must specify a size")),
                 };
                 let n = docs.len();
-                let mut rng = rand::rng();
-                let picked = rand::seq::index::sample(&mut rng, n, size.min(n));
+                let picked = match sample_seed {
+                    Some(seed) => {
+                        use rand::SeedableRng;
+                        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                        rand::seq::index::sample(&mut rng, n, size.min(n))
+                    }
+                    None => rand::seq::index::sample(&mut rand::rng(), n, size.min(n)),
+                };
                 picked.into_iter().map(|i| docs[i].clone()).collect()
             }
             ("$count", RawBsonRef::String(field)) => {
@@ -419,26 +510,19 @@ fn to_doc(d: &RawDocument) -> CmdResult<Document> {
     bson::Document::try_from(d).map_err(|e| CommandError::bad_value(e.to_string()))
 }
 
-/// Evaluates `"$path"`, a literal, or a document of those.
+/// Evaluates a `$group` key or accumulator argument: an object of expressions keeps a field for
+/// each key (null when missing, as `$group` builds compound `_id`s), anything else is an
+/// expression (`crate::expression`).
 fn eval(doc: &Document, e: &Bson) -> CmdResult<Option<Bson>> {
     match e {
-        Bson::String(s) if s.starts_with("$$") => {
-            Err(CommandError::not_implemented(format!("the variable {s}")))
-        }
-        Bson::String(s) if s.starts_with('$') => Ok(crate::update::get_path(doc, &s[1..]).cloned()),
-        Bson::Document(d) => {
-            if let Some(k) = d.keys().next() {
-                if k.starts_with('$') {
-                    return Err(CommandError::not_implemented(format!("the {k} expression")));
-                }
-            }
+        Bson::Document(d) if d.keys().next().is_some_and(|k| !k.starts_with('$')) => {
             let mut out = Document::new();
             for (k, v) in d {
                 out.insert(k.clone(), eval(doc, v)?.unwrap_or(Bson::Null));
             }
             Ok(Some(Bson::Document(out)))
         }
-        other => Ok(Some(other.clone())),
+        other => crate::expression::evaluate(doc, other),
     }
 }
 

@@ -357,13 +357,7 @@ pub fn find(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
     if cmd.bool_opt("returnKey") || cmd.bool_opt("showRecordId") {
         return Err(CommandError::not_implemented("returnKey/showRecordId").into());
     }
-    if let Some(c) = cmd.doc("collation")? {
-        if c.iter().next().is_some()
-            && c.get("locale").ok().flatten() != Some(RawBsonRef::String("simple"))
-        {
-            return Err(CommandError::not_implemented("collations").into());
-        }
-    }
+    super::check_collation(cmd.get("collation"), "find.collation")?;
     let skip = cmd.i64_opt("skip")?.unwrap_or(0);
     if skip < 0 {
         return Err(CommandError::bad_value(
@@ -655,6 +649,7 @@ pub fn kill_cursors(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
 
 pub fn count(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
     cmd.check_fields(&["query", "limit", "skip", "hint", "collation", "fields"])?;
+    super::check_collation(cmd.get("collation"), "count.collation")?;
     let coll = cmd.collection()?;
     let filter = match cmd.doc("query")? {
         Some(f) => Expr::parse(f)?,
@@ -708,6 +703,7 @@ fn apply_skip_limit(n: u64, skip: u64, limit: Option<u64>) -> u64 {
 }
 
 pub fn distinct(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
+    super::check_collation(cmd.get("collation"), "distinct.collation")?;
     let coll = cmd.collection()?;
     let key = match cmd.get("key") {
         Some(RawBsonRef::String(s)) => s.to_string(),

@@ -69,15 +69,16 @@ pub async fn hello(shared: &Arc<Shared>, conn: &mut ConnCtx, cmd: &Cmd<'_>) -> E
     doc_body(d)
 }
 
-pub fn build_info() -> Exec {
+pub fn build_info(shared: &Arc<Shared>) -> Exec {
+    let v = shared.lock().topology.version;
     doc_body(doc! {
-        "version": "7.0.0",
+        "version": v.to_string(),
         "gitVersion": "mongo-sim",
         "modules": [],
         "allocator": "system",
         "javascriptEngine": "none",
         "sysInfo": "deprecated",
-        "versionArray": [7, 0, 0, 0],
+        "versionArray": [v.major as i32, v.minor as i32, v.patch as i32, 0],
         "bits": 64,
         "debug": false,
         "maxBsonObjectSize": crate::wire::MAX_BSON_OBJECT_SIZE as i32,

@@ -309,6 +309,23 @@ fn check_read_concern(cmd: &Cmd<'_>) -> CmdResult<()> {
     let Some(rc) = cmd.doc("readConcern")? else {
         return Ok(());
     };
+    // `$changeStream` supports only "majority" (its LiteParsed `supportsReadConcern` calls
+    // `onlySingleReadConcernSupported(kMajorityReadConcern)`, document_source_change_stream.h);
+    // without a level it is upgraded to majority. Checked before the command runs, like every
+    // read concern check in `service_entry_point_common.cpp`.
+    if cmd.name == "aggregate" && is_change_stream(cmd) {
+        if let Ok(Some(RawBsonRef::String(level))) = rc.get("level") {
+            if level != "majority" {
+                return Err(CommandError::new(
+                    codes::INVALID_OPTIONS,
+                    format!(
+                        "Aggregation stage $changeStream cannot run with a readConcern other than \
+                         'majority'. Current readConcern: {level}"
+                    ),
+                ));
+            }
+        }
+    }
     if matches!(rc.get("level"), Ok(Some(RawBsonRef::String("snapshot"))))
         || rc.get("atClusterTime").ok().flatten().is_some()
     {
@@ -317,6 +334,39 @@ fn check_read_concern(cmd: &Cmd<'_>) -> CmdResult<()> {
         ));
     }
     Ok(())
+}
+
+/// Collations are not simulated: a command or statement naming one other than the simple
+/// collation (binary comparison, mongod's default: `{locale: "simple"}`) is refused everywhere
+/// with NotImplemented rather than answered with binary comparison.
+pub fn check_collation(value: Option<RawBsonRef<'_>>, field: &str) -> CmdResult<()> {
+    match value {
+        None => Ok(()),
+        Some(RawBsonRef::Document(c)) => {
+            let simple = c.iter().next().is_none()
+                || (c.get("locale").ok().flatten() == Some(RawBsonRef::String("simple"))
+                    && c.iter().count() == 1);
+            if simple {
+                Ok(())
+            } else {
+                Err(CommandError::not_implemented("collations"))
+            }
+        }
+        Some(other) => Err(CommandError::type_mismatch(format!(
+            "BSON field '{field}' is the wrong type '{:?}', expected type 'object'",
+            other.element_type()
+        ))),
+    }
+}
+
+fn is_change_stream(cmd: &Cmd<'_>) -> bool {
+    let Some(RawBsonRef::Array(stages)) = cmd.get("pipeline") else {
+        return false;
+    };
+    matches!(
+        stages.into_iter().next(),
+        Some(Ok(RawBsonRef::Document(first))) if first.get("$changeStream").ok().flatten().is_some()
+    )
 }
 
 /// A single member cannot acknowledge `w: N > 1` or a tag set: mongod applies the write and
@@ -393,7 +443,7 @@ async fn execute(shared: &Arc<Shared>, conn: &mut ConnCtx, cmd: &Cmd<'_>) -> Exe
     match cmd.name.as_str() {
         "hello" | "isMaster" | "ismaster" => hello::hello(shared, conn, cmd).await,
         "ping" => doc_body(Document::new()),
-        "buildInfo" | "buildinfo" => hello::build_info(),
+        "buildInfo" | "buildinfo" => hello::build_info(shared),
         "saslStart" => doc_body(crate::auth::sasl_start(
             &users,
             &mut conn.auth,
@@ -418,7 +468,7 @@ async fn execute(shared: &Arc<Shared>, conn: &mut ConnCtx, cmd: &Cmd<'_>) -> Exe
         "replSetStepUp" => admin::repl_set_step_up(shared, cmd),
         "replSetGetStatus" => admin::repl_set_get_status(shared, cmd),
         "serverStatus" => admin::server_status(shared, cmd),
-        "getParameter" => admin::get_parameter(cmd),
+        "getParameter" => admin::get_parameter(shared, cmd),
         "connectionStatus" => doc_body(crate::auth::connection_status(&users, &conn.auth, cmd)),
         "whatsmyuri" => doc_body(bson::doc! {"you": "127.0.0.1:0"}),
         "hostInfo" => admin::host_info(),

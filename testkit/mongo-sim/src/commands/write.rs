@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bson::{doc, Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 
 use super::find::{plan, FindSpec};
-use super::{doc_body, Cmd, Exec};
+use super::{doc_body, Cmd, Exec, Failure};
 use crate::error::{codes, CmdResult, CommandError};
 use crate::matcher::Expr;
 use crate::projection::Projection;
@@ -49,11 +49,33 @@ fn retryable(shared: &Arc<Shared>, cmd: &Cmd<'_>, f: impl FnOnce(&mut State) -> 
                 }
             }
         }
+        let fault = key
+            .as_ref()
+            .and_then(|_| st.failpoints.on_primary_transactional_write());
+        if let Some(code) = fault.as_ref().and_then(|f| f.fail_before_commit) {
+            if fault.as_ref().is_some_and(|f| f.close_connection) {
+                return Err(Failure::Close);
+            }
+            let txn = key.as_ref().map(|(_, t)| *t).unwrap_or_default();
+            return Err(CommandError::new(
+                code,
+                format!(
+                    "Failing write for {txn} due to failpoint. The write must not be reflected."
+                ),
+            )
+            .into());
+        }
         let body = f(&mut st)?;
         if let Some((lsid, txn)) = key {
             let s = st.sessions.entry(lsid).or_default();
             s.txn_number = txn;
             s.reply = RawDocumentBuf::from_bytes(body.clone()).ok();
+        }
+        if fault.is_some_and(|f| f.close_connection) {
+            // Committed and recorded for the retry, then the connection goes.
+            drop(st);
+            shared.notify_oplog();
+            return Err(Failure::Close);
         }
         body
     };
@@ -95,14 +117,7 @@ pub fn insert(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
         let mut n = 0i32;
         let mut errors = Vec::new();
         for (i, d) in docs.into_iter().enumerate() {
-            let r = if d.as_bytes().len() > MAX_BSON_OBJECT_SIZE {
-                Err(CommandError::new(
-                    10334,
-                    "object to insert exceeds the maximum BSON size",
-                ))
-            } else {
-                st.insert_one(&cmd.db, &coll, d)
-            };
+            let r = st.insert_one(&cmd.db, &coll, d);
             match r {
                 Ok(_) => n += 1,
                 Err(e) => {
@@ -202,6 +217,10 @@ fn to_raw(d: &Document) -> CmdResult<RawDocumentBuf> {
             "Resulting document after update is larger than 16777216",
         ));
     }
+    // storage_validation::storageValid, for what an update produces.
+    crate::storage::check_depth(&raw, |max| {
+        format!("Document exceeds maximum nesting depth of {max}")
+    })?;
     Ok(raw)
 }
 
@@ -308,10 +327,71 @@ pub(crate) fn update_statement(
     Ok((out, last))
 }
 
+/// Fields of an update statement (`write_ops.idl`, `UpdateOpEntry`).
+const UPDATE_FIELDS: &[&str] = &[
+    "q",
+    "u",
+    "upsert",
+    "multi",
+    "hint",
+    "c",
+    "upsertSupplied",
+    "arrayFilters",
+    "collation",
+    "sampleId",
+    "allowShardKeyUpdatesWithoutFullShardKeyInQuery",
+];
+/// Fields of a delete statement (`DeleteOpEntry`).
+const DELETE_FIELDS: &[&str] = &["q", "limit", "hint", "collation", "sampleId"];
+
+/// The IDL parse of one statement, which fails the whole command (not a write error): unknown
+/// fields (40415), missing required ones (40414), `q` not an object (TypeMismatch); statements
+/// the simulator cannot run (`arrayFilters`, collations) are refused the same way.
+fn check_statement(
+    s: &RawDocument,
+    context: &str,
+    required: &[&str],
+    known: &[&str],
+) -> CmdResult<()> {
+    for item in s.iter() {
+        let (k, v) = item.map_err(|e| CommandError::bad_value(e.to_string()))?;
+        if !known.contains(&k) {
+            return Err(CommandError::new(
+                40415,
+                format!("BSON field '{context}.{k}' is an unknown field."),
+            ));
+        }
+        match (k, v) {
+            ("q", RawBsonRef::Document(_)) => {}
+            ("q", other) => {
+                return Err(CommandError::type_mismatch(format!(
+                    "BSON field '{context}.q' is the wrong type '{:?}', expected type 'object'",
+                    other.element_type()
+                )))
+            }
+            ("arrayFilters", _) => return Err(CommandError::not_implemented("arrayFilters")),
+            ("collation", c) => super::check_collation(Some(c), &format!("{context}.collation"))?,
+            _ => {}
+        }
+    }
+    for field in required {
+        if s.get(field).ok().flatten().is_none() {
+            return Err(CommandError::new(
+                40414,
+                format!("BSON field '{context}.{field}' is missing but a required field"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn update(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
     cmd.check_fields(&["updates", "ordered", "bypassDocumentValidation", "let"])?;
     let coll = cmd.collection()?;
     let stmts = cmd.doc_list("updates")?;
+    for s in &stmts {
+        check_statement(s, "update.updates", &["q", "u"], UPDATE_FIELDS)?;
+    }
     let ordered = ordered(cmd);
     retryable(shared, cmd, |st| {
         let (mut n, mut modified) = (0i64, 0i64);
@@ -319,36 +399,13 @@ pub fn update(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
         let mut errors = Vec::new();
         for (i, s) in stmts.iter().enumerate() {
             let r = (|| -> CmdResult<UpdateOutcome> {
-                for (k, _) in s.iter().flatten() {
-                    match k {
-                        "q" | "u" | "upsert" | "multi" | "hint" | "c" | "upsertSupplied" => {}
-                        "arrayFilters" => {
-                            return Err(CommandError::not_implemented("arrayFilters"))
-                        }
-                        "collation" => return Err(CommandError::not_implemented("collations")),
-                        other => {
-                            return Err(CommandError::new(
-                                40415,
-                                format!("BSON field 'update.updates.{other}' is an unknown field."),
-                            ))
-                        }
-                    }
-                }
-                let q = match s.get("q") {
-                    Ok(Some(RawBsonRef::Document(q))) => q,
-                    _ => {
-                        return Err(CommandError::new(
-                            40414,
-                            "BSON field 'update.updates.q' is missing but a required field",
-                        ))
-                    }
+                let (Ok(Some(RawBsonRef::Document(q))), Ok(Some(u))) = (s.get("q"), s.get("u"))
+                else {
+                    return Err(CommandError::new(
+                        codes::INTERNAL_ERROR,
+                        "unchecked statement",
+                    ));
                 };
-                let u = s.get("u").ok().flatten().ok_or_else(|| {
-                    CommandError::new(
-                        40414,
-                        "BSON field 'update.updates.u' is missing but a required field",
-                    )
-                })?;
                 let kind = parse_update(u)?;
                 let flag = |k: &str| matches!(s.get(k), Ok(Some(RawBsonRef::Boolean(true))));
                 Ok(update_statement(
@@ -392,39 +449,42 @@ pub fn update(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
     })
 }
 
+/// A delete statement's `limit` (0, all matches, when absent).
+fn delete_limit(s: &RawDocument) -> i64 {
+    s.get("limit")
+        .ok()
+        .flatten()
+        .and_then(|v| crate::matcher::as_i64(&v))
+        .unwrap_or(0)
+}
+
 pub fn delete(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
     cmd.check_fields(&["deletes", "ordered", "let"])?;
     let coll = cmd.collection()?;
     let stmts = cmd.doc_list("deletes")?;
+    for s in &stmts {
+        check_statement(s, "delete.deletes", &["q", "limit"], DELETE_FIELDS)?;
+        let limit = delete_limit(s);
+        if limit != 0 && limit != 1 {
+            return Err(CommandError::failed_to_parse(format!(
+                "The limit field in delete objects must be 0 or 1. Got {limit}"
+            ))
+            .into());
+        }
+    }
     let ordered = ordered(cmd);
     retryable(shared, cmd, |st| {
         let mut n = 0i32;
         let mut errors = Vec::new();
         for (i, s) in stmts.iter().enumerate() {
             let r = (|| -> CmdResult<i32> {
-                let q = match s.get("q") {
-                    Ok(Some(RawBsonRef::Document(q))) => q,
-                    _ => {
-                        return Err(CommandError::new(
-                            40414,
-                            "BSON field 'delete.deletes.q' is missing but a required field",
-                        ))
-                    }
+                let Ok(Some(RawBsonRef::Document(q))) = s.get("q") else {
+                    return Err(CommandError::new(
+                        codes::INTERNAL_ERROR,
+                        "unchecked statement",
+                    ));
                 };
-                let limit = match s.get("limit") {
-                    Ok(Some(v)) => crate::matcher::as_i64(&v).unwrap_or(0),
-                    _ => {
-                        return Err(CommandError::new(
-                            40414,
-                            "BSON field 'delete.deletes.limit' is missing but a required field",
-                        ))
-                    }
-                };
-                if limit != 0 && limit != 1 {
-                    return Err(CommandError::failed_to_parse(format!(
-                        "The limit field in delete objects must be 0 or 1. Got {limit}"
-                    )));
-                }
+                let limit = delete_limit(s);
                 check_target(st, &cmd.db, &coll)?;
                 let filter = Expr::parse(q)?;
                 let targets = matching(st, &cmd.db, &coll, &filter, q, limit == 0);
@@ -486,6 +546,7 @@ pub fn find_and_modify(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
     if cmd.get("arrayFilters").is_some() {
         return Err(CommandError::not_implemented("arrayFilters").into());
     }
+    super::check_collation(cmd.get("collation"), "findAndModify.collation")?;
     let return_new = cmd.bool_opt("new");
     let upsert = cmd.bool_opt("upsert");
     if remove && (upsert || return_new) {

@@ -5,6 +5,8 @@ mod catalog;
 mod change_streams;
 mod crud;
 mod faults;
+mod large_events;
+mod mongod_rules;
 mod properties;
 mod wire;
 

@@ -1,7 +1,9 @@
 //! A landing zone in a local directory (`./landing-zone` or `file:///...`).
 //!
 //! Every write goes to a temporary file that is fsynced and then moved into place, so readers never
-//! see a partial file. Create-only writes and [`LandingStore::rename_no_replace`] use a hard link,
+//! see a partial file. Temporary names start with `_mirror_tmp_` (Fabric ignores them) and name their
+//! writer's process, so that [`LandingStore::remove_leftovers`] can delete, at start, those a crash
+//! left behind ([`mirror_core::files`]). Create-only writes and [`LandingStore::rename_no_replace`] use a hard link,
 //! which fails if the target exists: two processes can never overwrite each other's data file.
 //! ETags come from the file's identity and last change (inode, size, modification time), as web
 //! servers derive them: every write moves a new file into place, so every write changes the ETag,
@@ -18,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+
+use mirror_core::files::{crash_point, TempFile};
 
 use super::{LandingStore, Listing, Object, ObjectInfo, PutMode, StoreError, StoreErrorKind};
 
@@ -56,15 +60,60 @@ impl LocalStore {
             .map_err(|e| StoreError::new(StoreErrorKind::Permanent, "local", "", e.to_string()))?
     }
 
-    fn write_temp(&self, dir: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+    fn write_temp(&self, dir: &Path, bytes: &[u8]) -> io::Result<TempFile> {
         fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".mirror-write-{}", uuid::Uuid::new_v4().simple()));
-        let result = (|| direct::create_and_write(&tmp, bytes)?.sync_all())();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
+        let temp = TempFile::new(dir);
+        direct::create_and_write(temp.path(), bytes)?.sync_all()?;
+        Ok(temp)
+    }
+
+    /// The folders where this store's own writes may have left temporary files: the root, every
+    /// table folder, and the `_mirror_*` state folders with everything below them.
+    fn folders_with_writes(&self) -> io::Result<Vec<PathBuf>> {
+        fn subdirs(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
+            let mut out = Vec::new();
+            match fs::read_dir(dir) {
+                Ok(entries) => {
+                    for entry in entries {
+                        let entry = entry?;
+                        if entry.file_type()?.is_dir() {
+                            out.push((
+                                entry.file_name().to_string_lossy().into_owned(),
+                                entry.path(),
+                            ));
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            Ok(out)
         }
-        Ok(tmp)
+        fn tree(dir: PathBuf, out: &mut Vec<PathBuf>) -> io::Result<()> {
+            for (_, sub) in subdirs(&dir)? {
+                tree(sub, out)?;
+            }
+            out.push(dir);
+            Ok(())
+        }
+        let mut out = vec![self.root.clone()];
+        for (name, dir) in subdirs(&self.root)? {
+            if name == TRASH_DIR {
+                // Folders on their way out: whole leftovers, not folders to look into.
+                out.push(dir);
+            } else if name.starts_with("_mirror") {
+                tree(dir, &mut out)?;
+            } else if !name.starts_with('_') {
+                // A table folder, or a schema folder holding table folders.
+                for (sub, table) in subdirs(&dir)? {
+                    if !sub.starts_with('_') {
+                        out.push(table);
+                    }
+                }
+                out.push(dir);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -190,7 +239,8 @@ impl LandingStore for LocalStore {
             for entry in entries {
                 let entry = entry.map_err(|e| io_error("list", &rel, e))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with(".mirror-write-") {
+                // This process's writes in progress are not there yet.
+                if mirror_core::files::is_in_flight(&entry.path()) {
                     continue;
                 }
                 let meta = entry.metadata().map_err(|e| io_error("list", &rel, e))?;
@@ -223,14 +273,15 @@ impl LandingStore for LocalStore {
                     ));
                 }
             }
-            let tmp = s
+            let temp = s
                 .write_temp(&dir, &bytes)
                 .map_err(|e| io_error("put", &rel, e))?;
+            crash_point("local-store-put");
             let placed = match mode {
-                PutMode::Create => fs::hard_link(&tmp, &target),
-                PutMode::Overwrite | PutMode::IfMatch(_) => fs::rename(&tmp, &target),
+                PutMode::Create => fs::hard_link(temp.path(), &target),
+                PutMode::Overwrite | PutMode::IfMatch(_) => fs::rename(temp.path(), &target),
             };
-            let _ = fs::remove_file(&tmp);
+            drop(temp);
             placed.map_err(|e| io_error("put", &rel, e))?;
             sync_dir(&dir);
             etag_of(&target)
@@ -251,6 +302,7 @@ impl LandingStore for LocalStore {
             }
             // A hard link refuses an existing target; the source is removed once the target exists.
             fs::hard_link(&src, &dst).map_err(|e| io_error("rename", &to, e))?;
+            crash_point("local-store-rename");
             fs::remove_file(&src).map_err(|e| io_error("rename", &from, e))?;
             if let Some(dir) = dst.parent() {
                 sync_dir(dir);
@@ -266,6 +318,21 @@ impl LandingStore for LocalStore {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_error("delete", &rel, e)),
+        })
+        .await
+    }
+
+    async fn remove_leftovers(&self) -> Result<usize, StoreError> {
+        self.blocking(|s| {
+            let fail = |e: io::Error| io_error("remove_leftovers", "", e);
+            let mut removed = 0;
+            for dir in s.folders_with_writes().map_err(fail)? {
+                removed += mirror_core::files::remove_leftovers(&dir).map_err(fail)?;
+            }
+            if removed > 0 {
+                tracing::info!(removed, landing_zone = %s.root.display(), "removed temporary files left by a crash");
+            }
+            Ok(removed)
         })
         .await
     }
@@ -286,7 +353,8 @@ impl LandingStore for LocalStore {
             // of what it held follows out of sight, in a `_` folder Fabric ignores.
             let trash = s.root.join(TRASH_DIR);
             fs::create_dir_all(&trash).map_err(|e| io_error("delete_dir", &rel, e))?;
-            let moved = trash.join(uuid::Uuid::new_v4().simple().to_string());
+            let moving = TempFile::new(&trash);
+            let moved = moving.path().to_owned();
             match fs::rename(&path, &moved) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -295,14 +363,12 @@ impl LandingStore for LocalStore {
             if let Some(parent) = path.parent() {
                 sync_dir(parent);
             }
+            crash_point("local-store-delete-dir");
             fs::remove_dir_all(&moved).map_err(|e| io_error("delete_dir", TRASH_DIR, e))?;
-            // Whatever an earlier crash left in the trash goes too (best effort: another delete may
-            // be using the trash right now).
-            if let Ok(entries) = fs::read_dir(&trash) {
-                for entry in entries.flatten() {
-                    let _ = fs::remove_dir_all(entry.path());
-                }
-            }
+            drop(moving);
+            // Whatever an earlier crash left in the trash goes too (best effort; deletes in
+            // progress are kept).
+            let _ = mirror_core::files::remove_leftovers(&trash);
             let _ = fs::remove_dir(&trash);
             Ok(())
         })
@@ -316,6 +382,44 @@ const TRASH_DIR: &str = "_mirror_trash";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn leftovers_of_a_dead_writer_are_removed_everywhere_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path());
+        // No process has this id: what a killed writer left, in every kind of folder.
+        let gone = "_mirror_tmp_w4294967295_";
+        let left = [
+            format!("{gone}0a"),
+            format!("_mirror_state/src/{gone}0b"),
+            format!("_mirror_state/src/tables/{gone}0c"),
+            format!("_mirror_truncate/t/{gone}0d"),
+            format!("t/{gone}00000000000000000002_0e.parquet"),
+            format!("sales.schema/orders/{gone}0f"),
+            format!("_mirror_trash/{gone}10/00000000000000000001.parquet"),
+        ];
+        let kept = [
+            "_partnerEvents.json",
+            "t/00000000000000000001.parquet",
+            "t/_metadata.json",
+            "sales.schema/orders/_mirror_checkpoint.src.json",
+            // A publication in progress of a writer that is not this store's to judge.
+            "t/_mirror_tmp_00000000000000000003_11.parquet",
+        ];
+        for f in left.iter().map(String::as_str).chain(kept) {
+            let path = s.path(f);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, b"x").unwrap();
+        }
+        assert_eq!(s.remove_leftovers().await.unwrap(), left.len());
+        for f in &left {
+            assert!(!s.path(f).exists(), "{f} is left");
+        }
+        for f in kept {
+            assert!(s.path(f).exists(), "{f} was removed");
+        }
+        assert_eq!(s.remove_leftovers().await.unwrap(), 0);
+    }
 
     #[tokio::test]
     async fn create_only_and_rename_refuse_to_overwrite() {

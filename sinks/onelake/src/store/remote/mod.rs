@@ -205,6 +205,34 @@ impl RemoteStore {
         url
     }
 
+    /// `x-ms-rename-source` for `rel`.
+    ///
+    /// On OneLake, the full URL of the source (`https://onelake.dfs.fabric.microsoft.com/<ws>/
+    /// <item>/Files/...`, or the configured endpoint): both writers known to work against
+    /// OneLake in production send this form — Microsoft's open-mirroring Python SDK
+    /// (`OpenMirroringClient.rename_file`, fabric-toolbox `OpenMirroringPythonSDK`, which notes
+    /// that the Azure SDK's own rename "doesn't handle rename properly for onelake") and the
+    /// MongoDB_Fabric_Mirroring app — while no public source shows the specification's
+    /// `/{filesystem}/{path}` form working on OneLake (a third-party report of the SDK's rename
+    /// failing there with `SourcePathNotFound` is the only evidence either way). On an ADLS Gen2
+    /// account the documented path form (`RenameSource` in the ADLS Gen2 specification,
+    /// azure-rest-api-specs `Microsoft.StorageDataLake/.../DataLakeStorage.json`: "The value must
+    /// have the following format: \"/{filesystem}/{path}\"").
+    fn rename_source(&self, rel: &str) -> String {
+        if self.location.onelake {
+            return self.dfs_url(rel);
+        }
+        format!(
+            "/{}/{}",
+            encode_segment(&self.location.container),
+            self.full_path(rel)
+                .split('/')
+                .map(encode_segment)
+                .collect::<Vec<_>>()
+                .join("/")
+        )
+    }
+
     /// Runs `op`, and once more with a fresh token after a 401.
     async fn with_auth_retry<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
@@ -582,15 +610,7 @@ impl LandingStore for RemoteStore {
                 "the Azure Storage emulator has no DFS endpoint: set publish = \"put\"",
             ));
         }
-        let source = format!(
-            "/{}/{}",
-            encode_segment(&self.location.container),
-            self.full_path(from)
-                .split('/')
-                .map(encode_segment)
-                .collect::<Vec<_>>()
-                .join("/")
-        );
+        let source = self.rename_source(from);
         self.with_auth_retry(|| async {
             self.dfs_request(
                 Method::PUT,
