@@ -189,11 +189,14 @@ impl SecretSpans {
 }
 
 /// How many leading parts of a dotted key are names the user chose rather than keys: the section
-/// and the component's name in `sources.<name>`, `transforms.<name>`, `sinks.<name>`, and the
-/// source table in `tables."<name>"`. A sink named `sas` says nothing about its values.
+/// and the component's name in `sources.<name>`, `transforms.<name>`, `sinks.<name>`. A sink
+/// named `sas` says nothing about its values. `[tables]` holds no secrets at all: its keys are
+/// table and column names (`types = { api_key = "string" }` types a column), so none of them
+/// counts.
 fn named_parts(path: &[String]) -> usize {
     match path.first().map(String::as_str) {
-        Some("sources" | "transforms" | "sinks" | "tables") => 2,
+        Some("sources" | "transforms" | "sinks") => 2,
+        Some("tables") => path.len(),
         _ => 0,
     }
 }
@@ -432,6 +435,8 @@ conn = "Server=x;Password=pw5;"
 passwords = ["p6", """p7"""]
 [sinks.password]
 type = "onelake"
+[tables."shop.users"]
+types = { password = "string", api_key = "string" }
 [api]
 token = "api8"
 "#;

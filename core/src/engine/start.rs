@@ -6,7 +6,7 @@
 //! `engine.retry`, each attempt logged with the error and what to check, until
 //! `engine.start_timeout` (default: until stopped). Meanwhile the component's telemetry says
 //! why it is not ready. A permanent failure (authentication, permissions, invalid settings)
-//! ends the start at once.
+//! ends the start at once. A stop ends the waits between attempts, not an attempt under way.
 
 use std::time::Duration;
 
@@ -71,16 +71,17 @@ impl Starter {
     {
         let mut backoff = Backoff::new(&self.retry);
         loop {
-            let result = tokio::select! {
-                biased;
-                _ = self.stop.cancelled() => return Err(StartFailure::Stopped),
-                r = attempt() => r,
-            };
-            let error = match result {
+            // An attempt under way finishes even when a stop comes meanwhile (a start that
+            // succeeds then stops cleanly, leaving what it found in order); only the waits
+            // between attempts end at once.
+            let error = match attempt().await {
                 Ok(value) => return Ok(value),
                 Err(e) if is_transient(&e) => e,
                 Err(e) => return Err(StartFailure::Permanent(e)),
             };
+            if self.stop.is_cancelled() {
+                return Err(StartFailure::Stopped);
+            }
             let delay = backoff.next_delay().unwrap_or(self.retry.max_backoff);
             let elapsed = self.started.elapsed();
             if self.timeout.is_some_and(|t| elapsed + delay > t) {
