@@ -15,7 +15,7 @@ use bson::doc;
 use mongo_sim::auth::SimUser;
 use mongo_sim::{MongoSim, SimOptions};
 use onelake_sim::{LocalDir, Replicator, Value};
-use support::{free_port, wait_for, Mirror};
+use support::{free_port, key, wait_for, Mirror};
 
 const PASSWORD: &str = "Start-Up-Pass";
 
@@ -55,14 +55,6 @@ retry = {{ initial_backoff = "200ms", max_backoff = "2s" }}
     )
     .unwrap();
     path
-}
-
-/// The `_id` column's value for `id` (the key encoding the source writes).
-fn key(id: &bson::Bson) -> String {
-    let raw = bson::RawDocumentBuf::from_document(&doc! {"_id": id.clone()}).unwrap();
-    let mut out = String::new();
-    mirror_mongodb::bson_arrow::encode_key(&mut out, raw.get("_id").unwrap().unwrap()).unwrap();
-    out
 }
 
 type Rows = BTreeMap<String, (i64, String)>;
