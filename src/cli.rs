@@ -17,6 +17,7 @@ const DEMO_EXAMPLE: &str = if cfg!(feature = "demo") {
 
 const EXAMPLES: &str = "\
   mirror check --config mirror.toml     validate a configuration and print its routes
+  mirror check --connect                also connect to MongoDB and the landing zone, and say what to fix
   mirror run --config mirror.toml       mirror until stopped (Ctrl-C stops cleanly)
   mirror status --config mirror.toml    show each table's phase and position, and Fabric's side
   mirror health --url http://127.0.0.1:8080/ready
@@ -74,11 +75,25 @@ pub enum Command {
         #[arg(long, value_name = "ADDR", env = "MIRROR_API_ADDRESS")]
         api_address: Option<SocketAddr>,
     },
-    /// Parse and validate a configuration, and print the routes it would run.
+    /// Parse and validate a configuration, and print the routes it would run; with --connect,
+    /// also connect to every source and sink and say whether `mirror run` would work.
+    #[command(
+        after_help = "--connect: per source the server version, the deployment (a replica set or \
+        sharded cluster), the user's privileges, pre-images when full_document needs them and the \
+        oplog window; per sink the token, the landing zone, a write probe (a `_`-prefixed file, \
+        removed again) and the Fabric item. One line per check, with what to fix. Nothing is \
+        written to any table. Exits 3 when a check fails."
+    )]
     Check {
         /// The configuration file.
         #[arg(short, long, default_value = "mirror.toml", env = "MIRROR_CONFIG")]
         config: PathBuf,
+        /// Connect to every source and sink and check that `mirror run` can read and write.
+        #[arg(long)]
+        connect: bool,
+        /// How long each connection attempt may take with --connect.
+        #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
     },
     /// Mirror an embedded sample MongoDB database into a local landing zone, with live changes,
     /// then show the resulting tables.

@@ -9,7 +9,9 @@ pub enum Code {
     Failed = 1,
     /// Invalid command line or configuration.
     Usage = 2,
-    /// Could not start: a component could not be built or its checkpoints could not be read.
+    /// Could not start: a component could not be built or its checkpoints could not be read (an
+    /// error waiting cannot fix, or `engine.start_timeout` passed); `mirror check --connect`: a
+    /// check failed.
     Startup = 3,
     /// A shutdown did not finish within `engine.shutdown_timeout`.
     ShutdownTimeout = 4,
@@ -29,6 +31,7 @@ Exit codes:
   0    finished: finite sources fully written and checkpointed, or a clean shutdown
   1    a route failed while running (permanent error, or retries exhausted)
   2    invalid command line or configuration
-  3    could not start (component build failed, checkpoints unreadable)
+  3    could not start (component build failed, checkpoints unreadable, engine.start_timeout
+       passed); for check --connect: a check failed
   4    shutdown did not finish within engine.shutdown_timeout
   130  a second interrupt forced an immediate exit";

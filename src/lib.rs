@@ -26,6 +26,7 @@ mod demo;
 mod exit;
 mod init;
 mod logging;
+mod print;
 
 use clap::Parser;
 
@@ -42,6 +43,7 @@ fn link_components() {
 pub fn main() -> std::process::ExitCode {
     link_components();
     let cli = cli::Cli::parse();
+    logging::install_panic_hook();
     logging::init(cli.log_format, cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -313,12 +313,12 @@ fn the_example_configuration_is_valid() {
 }
 
 #[test]
-fn an_unreachable_mongodb_is_a_startup_error_that_hides_the_password() {
+fn an_unreachable_mongodb_is_a_startup_error_after_start_timeout_that_hides_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("mirror.toml");
     std::fs::write(
         &config,
-        "[sources.m]\ntype = \"mongodb\"\nuri = \"mongodb://app:hunter2@127.0.0.1:1/?serverSelectionTimeoutMS=300\"\ndatabases = [\"shop\"]\n[sinks.lake]\ntype = \"onelake\"\ninputs = [\"m\"]\nlanding_zone = \"./lz\"\n",
+        "[sources.m]\ntype = \"mongodb\"\nuri = \"mongodb://app:hunter2@127.0.0.1:1/?serverSelectionTimeoutMS=300\"\ndatabases = [\"shop\"]\n[sinks.lake]\ntype = \"onelake\"\ninputs = [\"m\"]\nlanding_zone = \"./lz\"\n[engine]\nstart_timeout = \"1s\"\n",
     )
     .unwrap();
     let out = mirror()

@@ -87,7 +87,7 @@ fn unknown_key_in_a_core_section_and_unknown_section() {
     assert_eq!(
         error(&text),
         "mirror.toml:2:1: engine.channel_capacty: unknown field `channel_capacty`, expected one of \
-         `channel_capacity`, `shutdown_timeout`, `retry`\n  |\n2 | channel_capacty = 3\n  | ^^^^^^^^^^^^^^^"
+         `channel_capacity`, `shutdown_timeout`, `retry`, `start_timeout`\n  |\n2 | channel_capacty = 3\n  | ^^^^^^^^^^^^^^^"
     );
     let text = format!("[sourcez.x]\ntype = \"counting\"\n{VALID}");
     assert_eq!(

@@ -18,12 +18,12 @@ struct Target {
 }
 
 fn usage(message: impl std::fmt::Display) -> Code {
-    eprintln!("error: {message}");
+    crate::print::error(&message);
     Code::Usage
 }
 
 fn failed(e: FabricError) -> Code {
-    eprintln!("error: {e}");
+    crate::print::error(&e);
     Code::Failed
 }
 

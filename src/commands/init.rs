@@ -8,7 +8,7 @@ use crate::init::{dotenv, from_app_env, starter, Starter};
 
 pub fn init(args: &InitArgs) -> Code {
     let fail = |message: String| {
-        eprintln!("error: {message}");
+        crate::print::error(&message);
         Code::Usage
     };
     let (text, notes, env) = match &args.from_env {

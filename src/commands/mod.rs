@@ -22,7 +22,11 @@ pub async fn dispatch(command: Command) -> Code {
             config,
             api_address,
         } => run::run(&config, api_address).await,
-        Command::Check { config } => check::check(&config),
+        Command::Check {
+            config,
+            connect,
+            timeout,
+        } => check::check(&config, connect.then_some(timeout)).await,
         Command::Status { config, format } => status::status(&config, format).await,
         Command::Init(args) => init::init(&args),
         Command::Health { url, timeout } => health::health(&url, timeout).await,
@@ -59,7 +63,7 @@ pub fn load_config(path: &Path) -> Result<MirrorConfig, Code> {
         .with_plugin_loader(&plugins)
         .load(path);
     loaded.map_err(|e| {
-        eprintln!("error: {e}");
+        crate::print::error(&e);
         Code::Usage
     })
 }

@@ -30,7 +30,7 @@ pub async fn run(path: &Path, api_address: Option<SocketAddr>) -> Code {
         match ApiServer::start(&settings, address, telemetry) {
             Ok(server) => Some(server),
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::print::error(&e);
                 return Code::Startup;
             }
         }
@@ -56,9 +56,11 @@ pub async fn run(path: &Path, api_address: Option<SocketAddr>) -> Code {
         }
         Err(err) => {
             error!("{err}");
-            eprintln!("error: {err}");
+            crate::print::error(&err);
             match err {
-                EngineError::Build(_) | EngineError::LoadCheckpoint { .. } => Code::Startup,
+                EngineError::Build(_)
+                | EngineError::LoadCheckpoint { .. }
+                | EngineError::StartTimeout { .. } => Code::Startup,
                 EngineError::ShutdownTimeout { .. } => Code::ShutdownTimeout,
                 _ => Code::Failed,
             }

@@ -28,7 +28,7 @@ pub async fn status(path: &Path, format: StatusFormat) -> Code {
     let store = match resolve_checkpoint_store(&config) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::print::error(&e);
             return Code::Usage;
         }
     };
@@ -45,7 +45,7 @@ pub async fn status(path: &Path, format: StatusFormat) -> Code {
                 }
             },
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::print::error(&e);
                 Code::Startup
             }
         };
@@ -85,6 +85,24 @@ pub async fn status(path: &Path, format: StatusFormat) -> Code {
             Ok(Some(report)) => print_report(&sink.name, &report, &config, &resumes, now),
             Err(e) => {
                 println!("\nsink {} ({}): error: {e}", sink.name, sink.type_name);
+                failed = true;
+            }
+        }
+    }
+    for sink in &config.sinks {
+        match sink.config.writers().await {
+            Ok(lines) if lines.is_empty() => {}
+            Ok(lines) => {
+                println!("\nsink {} ({}): writers", sink.name, sink.type_name);
+                for line in lines {
+                    println!("  {line}");
+                }
+            }
+            Err(e) => {
+                println!(
+                    "\nsink {} ({}): writers: error: {e}",
+                    sink.name, sink.type_name
+                );
                 failed = true;
             }
         }

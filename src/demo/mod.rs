@@ -39,7 +39,7 @@ pub async fn demo(args: DemoArgs) -> Code {
     match run(args).await {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("error: {message}");
+            crate::print::error(&message);
             Code::Failed
         }
     }

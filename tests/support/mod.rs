@@ -131,8 +131,28 @@ impl Mirror {
     /// Starts `mirror run --config <config>` (API on `127.0.0.1:0` unless the config or `args`
     /// say otherwise) and waits until its API listens.
     pub fn start(config: &Path, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Mirror {
+        Self::start_wrapped(&[], config, dir, args, envs)
+    }
+
+    /// [`Mirror::start`], run by `wrapper` (e.g. `unshare --pid --fork`): the wrapper's command
+    /// line, then mirror's.
+    pub fn start_wrapped(
+        wrapper: &[&str],
+        config: &Path,
+        dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Mirror {
         let log = dir.join("mirror.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mirror"))
+        let mut command = match wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut c = Command::new(program);
+                c.args(wrapper_args).arg(env!("CARGO_BIN_EXE_mirror"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_mirror")),
+        };
+        let mut child = command
             .args(["run", "--log-format", "json", "--config"])
             .arg(config)
             .args(args)

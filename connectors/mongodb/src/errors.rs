@@ -1,8 +1,8 @@
 //! Driver errors, classified for the engine and worded for the user.
 //!
-//! Transient: network errors, server selection timeouts, a pool cleared by a failover, and the
-//! server's "not primary / shutting down / cursor lost" codes (the driver's own retryable set, see
-//! the retryable reads and writes specifications). Permanent: authentication, bad arguments, and
+//! Transient: network errors, server selection timeouts, DNS resolution, a pool cleared by a
+//! failover, and the server's "not primary / shutting down / cursor lost" codes (the driver's own
+//! retryable set, see the retryable reads and writes specifications). Permanent: authentication, bad arguments, and
 //! anything else the server refuses. The URI's password never appears: the driver's messages do not
 //! contain it and ours use the redacted URI.
 
@@ -60,9 +60,11 @@ pub fn is_transient(err: &Error) -> bool {
         return true;
     }
     match err.kind.as_ref() {
+        // DNS too: at start, in a container, name resolution may come up after the process.
         ErrorKind::Io(_)
         | ErrorKind::ConnectionPoolCleared { .. }
-        | ErrorKind::ServerSelection { .. } => true,
+        | ErrorKind::ServerSelection { .. }
+        | ErrorKind::DnsResolve { .. } => true,
         ErrorKind::Command(c) => RETRYABLE_CODES.contains(&c.code),
         _ => false,
     }

@@ -9,8 +9,10 @@
 //! - [`state`]: the checkpointed state (resume tokens, initial-sync ranges, column types).
 //! - [`schemas`]: column types recorded ahead of the data, so that no crash changes one.
 //! - [`bson_arrow`]: raw BSON documents to typed Arrow batches, following the table's mapping.
+//! - `check`: `mirror check --connect` (reachability, deployment, privileges, pre-images, oplog).
 
 pub mod bson_arrow;
+mod check;
 pub mod config;
 pub mod discovery;
 pub mod errors;

@@ -62,10 +62,15 @@ impl SourceConfig for MongoSourceConfig {
         let schemas = Arc::new(
             Schemas::load(&cx.resume, cx.schemas.clone()).map_err(|e| fail(e.to_string()))?,
         );
-        let (client, system) = connect(self).await.map_err(|e| fail(e.to_string()))?;
+        // Unreachable (network, DNS, a server still starting) is transient: the engine tries
+        // again until `engine.start_timeout`. Refused credentials, a standalone server or an
+        // invalid URI are not.
+        let (client, system) = connect(self)
+            .await
+            .map_err(|e| BuildError::from_component(&cx.name, &e))?;
         let mut dbs = discovery::databases(&client, self)
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| BuildError::from_component(&cx.name, &e))?;
         for db in tables.keys().chain(saved.databases.keys()) {
             if !dbs.contains(db) && self.wants_database(db) {
                 dbs.push(db.clone());
@@ -108,6 +113,13 @@ impl SourceConfig for MongoSourceConfig {
             state: saved,
             shutdown,
         }))
+    }
+
+    async fn check(
+        &self,
+        cx: mirror_core::component::check::CheckContext,
+    ) -> Vec<mirror_core::component::check::Check> {
+        crate::check::check(self, &cx).await
     }
 
     fn describe(&self) -> String {
@@ -290,40 +302,23 @@ impl Spawner {
 }
 
 /// Connects and checks the deployment can serve change streams; returns the client and what the
-/// deployment says of itself.
-async fn connect(config: &MongoSourceConfig) -> Result<(Client, SourceSystem), SourceError> {
+/// deployment says of itself. Errors are classified: transient when the server cannot be
+/// reached (yet), permanent when waiting cannot help.
+pub(crate) async fn connect(
+    config: &MongoSourceConfig,
+) -> Result<(Client, SourceSystem), ComponentError> {
     let redacted = config.uri.redacted();
-    let mut options = ClientOptions::parse(config.uri.expose())
-        .await
-        .map_err(|e| {
-            SourceError(format!(
-                "cannot use the MongoDB URI {redacted}: {}",
-                without_uri(&e.to_string(), config)
-            ))
-        })?;
-    options
-        .app_name
-        .get_or_insert_with(|| format!("mirror/{}", mirror_core::VERSION));
-    let client = Client::with_options(options).map_err(|e| {
-        SourceError(format!(
-            "cannot create a MongoDB client for {redacted}: {e}"
-        ))
-    })?;
+    let client = client(config, None).await?;
     let hello = client
         .database("admin")
         .run_command(doc! {"hello": 1})
         .await
-        .map_err(|e| {
-            SourceError(format!(
-                "cannot reach MongoDB at {redacted}: {}",
-                crate::errors::classify(e, "hello")
-            ))
-        })?;
+        .map_err(|e| hello_error(e, config))?;
     let is_router = hello.get_str("msg") == Ok("isdbgrid");
     if hello.get_str("setName").is_err() && !is_router {
-        return Err(SourceError(format!(
+        return Err(ComponentError::permanent(SourceError(format!(
             "{redacted} is a standalone server; change streams need a replica set or a sharded cluster (a single-node replica set works: start mongod with --replSet)"
-        )));
+        ))));
     }
     let deployment = match hello.get_str("setName") {
         Ok(set) => format!("replica set {set}"),
@@ -347,6 +342,60 @@ async fn connect(config: &MongoSourceConfig) -> Result<(Client, SourceSystem), S
         }
     }
     Ok((client, system))
+}
+
+/// A failed `hello`: the credentials refused (permanent), or the server not reachable.
+pub(crate) fn hello_error(e: mongodb::error::Error, config: &MongoSourceConfig) -> ComponentError {
+    let redacted = config.uri.redacted();
+    let what = if matches!(*e.kind, mongodb::error::ErrorKind::Authentication { .. }) {
+        format!("MongoDB at {redacted} refused the credentials")
+    } else {
+        format!("cannot reach MongoDB at {redacted}")
+    };
+    crate::errors::classify(e, &format!("{what}: hello"))
+}
+
+/// A client for the URI (no request is made); `server_selection_timeout` bounds the URI's when
+/// given.
+pub(crate) async fn client(
+    config: &MongoSourceConfig,
+    server_selection_timeout: Option<std::time::Duration>,
+) -> Result<Client, ComponentError> {
+    let redacted = config.uri.redacted();
+    let mut options = ClientOptions::parse(config.uri.expose())
+        .await
+        .map_err(|e| {
+            let message = without_uri(&e.to_string(), config);
+            if crate::errors::is_transient(&e)
+                || matches!(*e.kind, mongodb::error::ErrorKind::DnsResolve { .. })
+            {
+                ComponentError::transient(SourceError(format!(
+                    "cannot resolve the hosts of the MongoDB URI {redacted}: {message}; check the \
+                     host name (mongodb+srv:// needs DNS SRV and TXT records) and that DNS works \
+                     from here"
+                )))
+            } else {
+                ComponentError::permanent(SourceError(format!(
+                    "cannot use the MongoDB URI {redacted}: {message}"
+                )))
+            }
+        })?;
+    options
+        .app_name
+        .get_or_insert_with(|| format!("mirror/{}", mirror_core::VERSION));
+    if let Some(timeout) = server_selection_timeout {
+        options.server_selection_timeout = Some(
+            options
+                .server_selection_timeout
+                .map_or(timeout, |t| t.min(timeout)),
+        );
+    }
+    Client::with_options(options).map_err(|e| {
+        ComponentError::permanent(SourceError(format!(
+            "cannot create a MongoDB client for {redacted}: {}",
+            without_uri(&e.to_string(), config)
+        )))
+    })
 }
 
 /// Removes the URI from a driver message, in case it quotes it.

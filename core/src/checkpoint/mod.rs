@@ -148,6 +148,30 @@ pub enum CheckpointError {
     /// A remote store failed (stores outside the core).
     #[error("checkpoint store: {0}")]
     Other(Box<dyn std::error::Error + Send + Sync>),
+    /// A remote store cannot be reached now (network, throttling); trying again can succeed.
+    #[error("checkpoint store: {0}")]
+    Unavailable(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl CheckpointError {
+    /// Whether trying again can succeed (the store is unreachable for now), as opposed to an
+    /// error that waiting does not fix (a corrupt record, permission denied).
+    pub fn is_transient(&self) -> bool {
+        use std::io::ErrorKind as K;
+        match self {
+            CheckpointError::Unavailable(_) => true,
+            CheckpointError::Io { source, .. } => matches!(
+                source.kind(),
+                K::ConnectionRefused
+                    | K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::NotConnected
+                    | K::TimedOut
+                    | K::Interrupted
+            ),
+            _ => false,
+        }
+    }
 }
 
 /// Where checkpoints are committed.

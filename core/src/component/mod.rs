@@ -15,6 +15,7 @@
 //! - A [`Transform`] maps one batch to one batch (possibly with zero rows), keeping rows and operations
 //!   aligned; the checkpoint passes through unchanged.
 
+pub mod check;
 pub mod registry;
 
 use std::collections::BTreeMap;
@@ -103,6 +104,17 @@ pub trait Sink: Send {
 }
 
 /// Why a component could not be built from its configuration.
+///
+/// A transient one (its server cannot be reached yet: network, DNS, a private endpoint coming
+/// up) makes the engine try again with backoff until `engine.start_timeout`; a permanent one
+/// (bad settings, authentication failed, permission denied) stops the start at once.
+///
+/// ```
+/// use mirror_core::component::BuildError;
+/// let e = BuildError::transient("atlas", "cannot reach db.example.net: connection refused");
+/// assert!(e.is_transient());
+/// assert!(!BuildError::new("atlas", "authentication failed").is_transient());
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error("{component}: {message}")]
 pub struct BuildError {
@@ -110,15 +122,39 @@ pub struct BuildError {
     pub component: String,
     /// What is wrong and what to check.
     pub message: String,
+    /// Whether trying again later can succeed.
+    pub kind: crate::ErrorKind,
 }
 
 impl BuildError {
-    /// A build error for the component `name`.
+    /// A build error for the component `name` that trying again cannot fix.
     pub fn new(component: impl Into<String>, message: impl fmt::Display) -> Self {
         Self {
             component: component.into(),
             message: message.to_string(),
+            kind: crate::ErrorKind::Permanent,
         }
+    }
+
+    /// A build error for the component `name` that may pass (a server not reachable yet).
+    pub fn transient(component: impl Into<String>, message: impl fmt::Display) -> Self {
+        Self {
+            kind: crate::ErrorKind::Transient,
+            ..Self::new(component, message)
+        }
+    }
+
+    /// A build error of `kind`, from a component's error (its message with every cause).
+    pub fn from_component(component: impl Into<String>, error: &ComponentError) -> Self {
+        Self {
+            kind: error.kind(),
+            ..Self::new(component, error.chain())
+        }
+    }
+
+    /// Whether the engine tries again.
+    pub fn is_transient(&self) -> bool {
+        self.kind == crate::ErrorKind::Transient
     }
 }
 
@@ -275,6 +311,14 @@ pub trait SourceConfig: fmt::Debug + Send + Sync {
         let _ = state;
         StateFacts::default()
     }
+
+    /// Connects to the source's system and says whether `mirror run` can read from it, one
+    /// [`check::Check`] per question, for `mirror check --connect`. Reads only. The default
+    /// checks nothing.
+    async fn check(&self, cx: check::CheckContext) -> Vec<check::Check> {
+        let _ = cx;
+        Vec::new()
+    }
 }
 
 /// A transform's configuration, which builds the transform.
@@ -319,6 +363,20 @@ pub trait SinkConfig: fmt::Debug + Send + Sync {
     /// ([`crate::telemetry::Telemetry::record_destination`]), and so `/api/status` and `/metrics`.
     fn destination_status_interval(&self) -> Option<std::time::Duration> {
         None
+    }
+
+    /// Opens the sink's destination and says whether `mirror run` can write to it, one
+    /// [`check::Check`] per question, for `mirror check --connect`. Writes to no table (a probe
+    /// of its own, removed again, at most). The default checks nothing.
+    async fn check(&self, cx: check::CheckContext) -> Vec<check::Check> {
+        let _ = cx;
+        Vec::new()
+    }
+
+    /// Who writes the sink's destination, one line per table, for `mirror status` (the Open
+    /// Mirroring sink: each table's lease holder, and whether it still runs). Empty by default.
+    async fn writers(&self) -> Result<Vec<String>, crate::destination::DestinationError> {
+        Ok(Vec::new())
     }
 
     /// What the sink's destination reports about the tables it was sent (`None`: the sink has no

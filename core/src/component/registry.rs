@@ -63,6 +63,10 @@ pub struct SourceRegistration {
     pub description: &'static str,
     /// Builds the config from its table.
     pub parse: SourceParser,
+    /// Keys of its table whose values are secrets (key names, at any depth: `client_secret`
+    /// covers `auth.client_secret` and `fabric.auth.client_secret`). Configuration errors show
+    /// them as `***` ([`declared_secret_keys`]).
+    pub secrets: &'static [&'static str],
 }
 
 /// A transform type known at compile time.
@@ -73,6 +77,10 @@ pub struct TransformRegistration {
     pub description: &'static str,
     /// Builds the config from its table.
     pub parse: TransformParser,
+    /// Keys of its table whose values are secrets (key names, at any depth: `client_secret`
+    /// covers `auth.client_secret` and `fabric.auth.client_secret`). Configuration errors show
+    /// them as `***` ([`declared_secret_keys`]).
+    pub secrets: &'static [&'static str],
 }
 
 /// A sink type known at compile time.
@@ -83,6 +91,10 @@ pub struct SinkRegistration {
     pub description: &'static str,
     /// Builds the config from its table.
     pub parse: SinkParser,
+    /// Keys of its table whose values are secrets (key names, at any depth: `client_secret`
+    /// covers `auth.client_secret` and `fabric.auth.client_secret`). Configuration errors show
+    /// them as `***` ([`declared_secret_keys`]).
+    pub secrets: &'static [&'static str],
 }
 
 inventory::collect!(SourceRegistration);
@@ -110,43 +122,58 @@ pub fn parse_sink<T: SinkConfig + DeserializeOwned + 'static>(
     Ok(Box::new(table.deserialize::<T>()?))
 }
 
-/// Registers a source config type under a `type` name.
+/// Registers a source config type under a `type` name, optionally with the keys of its table
+/// that hold secrets (`secrets = ["password"]`; see [`SourceRegistration::secrets`]).
 #[macro_export]
 macro_rules! register_source {
     ($type_name:literal, $config:ty, $description:literal) => {
+        $crate::register_source!($type_name, $config, $description, secrets = []);
+    };
+    ($type_name:literal, $config:ty, $description:literal, secrets = [$($secret:literal),* $(,)?]) => {
         $crate::inventory::submit! {
             $crate::component::registry::SourceRegistration {
                 type_name: $type_name,
                 description: $description,
                 parse: $crate::component::registry::parse_source::<$config>,
+                secrets: &[$($secret),*],
             }
         }
     };
 }
 
-/// Registers a transform config type under a `type` name.
+/// Registers a transform config type under a `type` name, optionally with the keys of its table
+/// that hold secrets (`secrets = ["password"]`; see [`TransformRegistration::secrets`]).
 #[macro_export]
 macro_rules! register_transform {
     ($type_name:literal, $config:ty, $description:literal) => {
+        $crate::register_transform!($type_name, $config, $description, secrets = []);
+    };
+    ($type_name:literal, $config:ty, $description:literal, secrets = [$($secret:literal),* $(,)?]) => {
         $crate::inventory::submit! {
             $crate::component::registry::TransformRegistration {
                 type_name: $type_name,
                 description: $description,
                 parse: $crate::component::registry::parse_transform::<$config>,
+                secrets: &[$($secret),*],
             }
         }
     };
 }
 
-/// Registers a sink config type under a `type` name.
+/// Registers a sink config type under a `type` name, optionally with the keys of its table
+/// that hold secrets (`secrets = ["password"]`; see [`SinkRegistration::secrets`]).
 #[macro_export]
 macro_rules! register_sink {
     ($type_name:literal, $config:ty, $description:literal) => {
+        $crate::register_sink!($type_name, $config, $description, secrets = []);
+    };
+    ($type_name:literal, $config:ty, $description:literal, secrets = [$($secret:literal),* $(,)?]) => {
         $crate::inventory::submit! {
             $crate::component::registry::SinkRegistration {
                 type_name: $type_name,
                 description: $description,
                 parse: $crate::component::registry::parse_sink::<$config>,
+                secrets: &[$($secret),*],
             }
         }
     };
@@ -236,6 +263,20 @@ fn sorted(mut names: Vec<String>) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+}
+
+/// The secret keys every compile-time component declares, with the core's own (`[api] token`).
+///
+/// Configuration errors hide the values of these keys wherever they appear in the file, whatever
+/// the component: a conservative union, since the error may be about the very line that says
+/// which component it is. Runtime plugins cannot declare keys; the core's key-name patterns
+/// (see `config::redact`) cover them.
+pub fn declared_secret_keys() -> std::collections::BTreeSet<&'static str> {
+    let mut keys: std::collections::BTreeSet<&'static str> = ["token"].into_iter().collect();
+    keys.extend(inventory::iter::<SourceRegistration>().flat_map(|r| r.secrets.iter().copied()));
+    keys.extend(inventory::iter::<TransformRegistration>().flat_map(|r| r.secrets.iter().copied()));
+    keys.extend(inventory::iter::<SinkRegistration>().flat_map(|r| r.secrets.iter().copied()));
+    keys
 }
 
 /// Every source type this build knows, sorted.

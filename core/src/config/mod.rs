@@ -13,11 +13,13 @@
 //! landing_zone = "./landing-zone"
 //! ```
 //!
-//! Every error names the file, line, column and dotted key, and shows the offending line. Unknown
-//! keys are errors everywhere: a typo must not silently fall back to a default.
+//! Every error names the file, line, column and dotted key, and shows the offending line with
+//! secret values replaced by `***` ([`redact`]). Unknown keys are errors everywhere: a typo must
+//! not silently fall back to a default.
 
 mod interpolate;
 pub mod location;
+pub mod redact;
 mod secret;
 mod tables;
 
@@ -36,7 +38,9 @@ use crate::component::registry::{
 };
 use crate::component::{SinkConfig, SourceConfig, TransformConfig};
 
-pub use secret::{redact_uri, Secret, SecretUri};
+pub use secret::{
+    redact_uri, remember_secret, scrub, uri_secrets, Secret, SecretUri, MIN_SCRUBBED_LEN,
+};
 pub use tables::{TableSettings, ALL_TABLES};
 
 /// A configuration error, located in the file when it comes from the file's content.
@@ -111,6 +115,11 @@ pub struct EngineSettings {
     pub shutdown_timeout: Duration,
     /// Retries of transient errors.
     pub retry: RetrySettings,
+    /// How long `mirror run` keeps trying to reach sources and sinks that are unreachable at
+    /// start (with the backoff of `retry`), not ready meanwhile; unset: until stopped. Errors
+    /// that waiting cannot fix (authentication, permissions, invalid settings) stop at once.
+    #[serde(with = "humantime_serde")]
+    pub start_timeout: Option<Duration>,
 }
 
 impl Default for EngineSettings {
@@ -119,6 +128,7 @@ impl Default for EngineSettings {
             channel_capacity: 4,
             shutdown_timeout: Duration::from_secs(30),
             retry: RetrySettings::default(),
+            start_timeout: None,
         }
     }
 }
@@ -316,10 +326,13 @@ impl<'a> ConfigLoader<'a> {
 
     /// Parses and validates `text`; `file` names it in errors.
     pub fn parse(&self, text: &str, file: &str) -> Result<MirrorConfig, ConfigError> {
+        let secrets = redact::SecretSpans::scan(text);
+        secrets.remember();
         Parser {
             text,
             file,
             env: &*self.env,
+            secrets,
         }
         .parse(self.plugins)
     }
@@ -379,6 +392,8 @@ struct Parser<'t> {
     text: &'t str,
     file: &'t str,
     env: &'t dyn Fn(&str) -> Option<String>,
+    /// The secret values in `text`, hidden in every error.
+    secrets: redact::SecretSpans,
 }
 
 const TOP_LEVEL_KEYS: &[&str] = &[
@@ -400,13 +415,22 @@ impl<'t> Parser<'t> {
         message: impl Into<String>,
     ) -> ConfigError {
         let at = location::line_col(self.text, span.start);
+        let hidden: Vec<location::Replacement> = self
+            .secrets
+            .spans()
+            .iter()
+            .map(|s| location::Replacement {
+                span: s.span.clone(),
+                shown: s.shown.clone(),
+            })
+            .collect();
         ConfigError::At(Box::new(LocatedError {
             file: self.file.to_owned(),
             line: at.line,
             column: at.column,
             key: key.into(),
-            message: message.into(),
-            snippet: location::snippet(self.text, &span),
+            message: self.secrets.scrub(&message.into()),
+            snippet: location::snippet_redacted(self.text, &span, &hidden),
         }))
     }
 
@@ -417,8 +441,21 @@ impl<'t> Parser<'t> {
         path: &str,
         value: &Spanned<DeValue<'_>>,
     ) -> ConfigError {
-        let span = err.span().unwrap_or_else(|| value.span());
-        let key = deepest_key(value, path, &span);
+        let mut span = err.span().unwrap_or_else(|| value.span());
+        let mut key = deepest_key(value, path, &span);
+        // Serde locates an unknown field of an internally tagged enum (`auth = { method = ...,
+        // typo = 1 }`) at the whole table: point at the field itself.
+        let field = err
+            .message()
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(field, _)| field);
+        if let Some((field, field_span)) =
+            field.and_then(|f| Some((f, key_in_table_at(value, span.start, f)?)))
+        {
+            key = format!("{key}.{}", quote_key(field));
+            span = field_span;
+        }
         self.error(span, key, err.message().trim())
     }
 
@@ -430,6 +467,7 @@ impl<'t> Parser<'t> {
         let mut root = root.into_inner();
         interpolate::interpolate_table(&mut root, "", self.env)
             .map_err(|e| self.error(e.span, e.key, e.message))?;
+        redact::remember_values(&root);
 
         let mut sections: BTreeMap<String, Spanned<DeValue<'_>>> = BTreeMap::new();
         for (key, value) in root {
@@ -845,6 +883,28 @@ fn find_key(value: &Spanned<DeValue<'_>>, path: &str, at: usize) -> Option<Strin
             let child = format!("{path}[{i}]");
             find_key(v, &child, at).or_else(|| v.span().contains(&at).then_some(child))
         }),
+        _ => None,
+    }
+}
+
+/// The span of key `field` in the table that starts at `start` below `value`, if there is one.
+fn key_in_table_at(
+    value: &Spanned<DeValue<'_>>,
+    start: usize,
+    field: &str,
+) -> Option<Range<usize>> {
+    match value.get_ref() {
+        DeValue::Table(table) => {
+            if value.span().start == start {
+                if let Some((k, _)) = table.get_key_value(field) {
+                    return Some(k.span());
+                }
+            }
+            table
+                .iter()
+                .find_map(|(_, v)| key_in_table_at(v, start, field))
+        }
+        DeValue::Array(items) => items.iter().find_map(|v| key_in_table_at(v, start, field)),
         _ => None,
     }
 }

@@ -17,6 +17,7 @@ mod ack;
 mod destination;
 mod finalizer;
 mod retry;
+mod start;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -42,13 +43,30 @@ use crate::telemetry::{EngineState, SinkTelemetry, SourceTelemetry, Telemetry};
 pub use ack::Ack;
 use finalizer::{Finalizer, FinalizerMsg, FinalizerStats};
 use retry::Backoff;
+use start::{StartFailure, Starter};
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// A component could not be built (bad settings, unreachable service at start).
+    /// A component could not be built (bad settings, authentication or permissions).
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// A component's server could not be reached before `engine.start_timeout` passed.
+    #[error(
+        "{component} could not be started within engine.start_timeout ({} over {attempts} \
+         attempts): {error}",
+        humantime::format_duration(Duration::from_secs(waited.as_secs()))
+    )]
+    StartTimeout {
+        /// `source <name>` or `sink <name>`.
+        component: String,
+        /// Attempts made.
+        attempts: u32,
+        /// How long it tried.
+        waited: Duration,
+        /// The last error.
+        error: String,
+    },
     /// A source's committed state could not be read.
     #[error("source `{source_name}`: cannot load its checkpoints: {error}")]
     LoadCheckpoint {
@@ -389,39 +407,62 @@ impl Engine {
             }
         }
 
-        // Build everything before starting anything, so a bad component fails fast.
+        // Build everything before starting anything, so a bad component fails fast; a server
+        // that cannot be reached yet is tried again until `engine.start_timeout`.
+        let starter = Starter::new(&retry, config.engine.start_timeout, &stop);
         let mut built_sources: Vec<(String, Box<dyn Source>)> = Vec::new();
         for spec in &config.sources {
-            let resume =
-                store
-                    .load(&spec.name)
-                    .await
-                    .map_err(|error| EngineError::LoadCheckpoint {
+            let source_telemetry = telemetry.source(&spec.name, &spec.type_name);
+            let what = format!("source `{}`", spec.name);
+            let unreachable = |attempt: u32, e: &dyn fmt::Display| {
+                source_telemetry.set_unreachable(format!("attempt {attempt}: {e}"))
+            };
+            let resume = starter
+                .run(
+                    &what,
+                    || store.load(&spec.name),
+                    CheckpointError::is_transient,
+                    |n, e| unreachable(n, e),
+                )
+                .await
+                .map_err(|failure| match failure {
+                    StartFailure::Permanent(error) => Some(EngineError::LoadCheckpoint {
                         source_name: spec.name.clone(),
                         error,
-                    })?;
+                    }),
+                    other => start_failure(&what, other),
+                });
+            let resume = match resume {
+                Ok(resume) => resume,
+                Err(Some(e)) => return Err(e),
+                Err(None) => return Ok(stopped_at_start()),
+            };
             if resume.is_empty() {
                 info!(source = %spec.name, "no checkpoint: starting from the beginning");
             } else {
                 info!(source = %spec.name, partitions = resume.entries().count(), "resuming from checkpoint");
             }
-            let source_telemetry = telemetry.source(&spec.name, &spec.type_name);
-            let source = spec
-                .config
-                .build(SourceContext {
-                    name: spec.name.clone(),
-                    resume,
-                    tables: tables.clone(),
-                    shutdown: stop.clone(),
-                    schemas: Some(SchemaLedger::new(store.clone(), spec.name.clone())),
-                    telemetry: source_telemetry.clone(),
-                })
-                .await
-                .inspect_err(|e| {
-                    source_telemetry
-                        .stats
-                        .error(crate::ErrorKind::Permanent, &e.to_string())
-                })?;
+            let built = starter
+                .run(
+                    &what,
+                    || {
+                        spec.config.build(SourceContext {
+                            name: spec.name.clone(),
+                            resume: resume.clone(),
+                            tables: tables.clone(),
+                            shutdown: stop.clone(),
+                            schemas: Some(SchemaLedger::new(store.clone(), spec.name.clone())),
+                            telemetry: source_telemetry.clone(),
+                        })
+                    },
+                    BuildError::is_transient,
+                    |n, e| unreachable(n, e),
+                )
+                .await;
+            let source = match built {
+                Ok(source) => source,
+                Err(failure) => return build_failed(&what, failure, &source_telemetry.stats),
+            };
             source_telemetry.set_built();
             built_sources.push((spec.name.clone(), source));
         }
@@ -462,20 +503,27 @@ impl Engine {
         let mut built_sinks: Vec<(String, Box<dyn Sink>)> = Vec::new();
         for spec in &config.sinks {
             let sink_telemetry = telemetry.sink(&spec.name, &spec.type_name);
-            let sink = spec
-                .config
-                .build(SinkContext {
-                    name: spec.name.clone(),
-                    sources: sink_sources.remove(&spec.name).unwrap_or_default(),
-                    shutdown: stop.clone(),
-                    telemetry: sink_telemetry.clone(),
-                })
-                .await
-                .inspect_err(|e| {
-                    sink_telemetry
-                        .stats
-                        .error(crate::ErrorKind::Permanent, &e.to_string())
-                })?;
+            let sources = sink_sources.remove(&spec.name).unwrap_or_default();
+            let what = format!("sink `{}`", spec.name);
+            let built = starter
+                .run(
+                    &what,
+                    || {
+                        spec.config.build(SinkContext {
+                            name: spec.name.clone(),
+                            sources: sources.clone(),
+                            shutdown: stop.clone(),
+                            telemetry: sink_telemetry.clone(),
+                        })
+                    },
+                    BuildError::is_transient,
+                    |n, e| sink_telemetry.set_open_failure(&format!("attempt {n}: {e}")),
+                )
+                .await;
+            let sink = match built {
+                Ok(sink) => sink,
+                Err(failure) => return build_failed(&what, failure, &sink_telemetry.stats),
+            };
             sink_telemetry.set_opened();
             built_sinks.push((spec.name.clone(), sink));
         }
@@ -643,6 +691,55 @@ impl Engine {
             );
         }
         Ok(report)
+    }
+}
+
+/// The error of a start that timed out, or `None` for one that was stopped (a permanent
+/// failure is the caller's to word).
+fn start_failure<E: fmt::Display>(what: &str, failure: StartFailure<E>) -> Option<EngineError> {
+    match failure {
+        StartFailure::Stopped => None,
+        StartFailure::Permanent(error) => Some(EngineError::StartTimeout {
+            component: what.to_owned(),
+            attempts: 1,
+            waited: Duration::ZERO,
+            error: error.to_string(),
+        }),
+        StartFailure::TimedOut {
+            error,
+            attempts,
+            waited,
+        } => Some(EngineError::StartTimeout {
+            component: what.to_owned(),
+            attempts,
+            waited,
+            error: error.to_string(),
+        }),
+    }
+}
+
+/// How a run ends when `what` could not be built: its error (recorded in `stats`), or a clean
+/// stop when the run was stopped meanwhile.
+fn build_failed(
+    what: &str,
+    failure: StartFailure<BuildError>,
+    stats: &crate::telemetry::ComponentStats,
+) -> Result<RunReport, EngineError> {
+    if let StartFailure::Permanent(e) | StartFailure::TimedOut { error: e, .. } = &failure {
+        stats.error(crate::ErrorKind::Permanent, &e.to_string());
+    }
+    match failure {
+        StartFailure::Permanent(e) => Err(EngineError::Build(e)),
+        other => start_failure(what, other).map_or(Ok(stopped_at_start()), Err),
+    }
+}
+
+/// The report of a run stopped before it started (SIGTERM while waiting for a server).
+fn stopped_at_start() -> RunReport {
+    info!("stopped before every component was started");
+    RunReport {
+        interrupted: true,
+        ..RunReport::default()
     }
 }
 

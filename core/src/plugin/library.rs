@@ -282,7 +282,7 @@ impl Component {
                 Arc::new(move |t| {
                     Ok(Box::new(super::source::PluginSourceConfig {
                         component: self.clone(),
-                        config: table_text(t)?,
+                        config: crate::config::Secret::new(table_text(t)?),
                     }))
                 }),
             ),
@@ -291,7 +291,7 @@ impl Component {
                 Arc::new(move |t| {
                     Ok(Box::new(super::transform::PluginTransformConfig {
                         component: self.clone(),
-                        config: table_text(t)?,
+                        config: crate::config::Secret::new(table_text(t)?),
                     }))
                 }),
             ),
@@ -300,7 +300,7 @@ impl Component {
                 Arc::new(move |t| {
                     Ok(Box::new(super::sink::PluginSinkConfig {
                         component: self.clone(),
-                        config: table_text(t)?,
+                        config: crate::config::Secret::new(table_text(t)?),
                     }))
                 }),
             ),

@@ -22,15 +22,21 @@ const FLUSH_AFTER: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub(crate) struct PluginSinkConfig {
     pub component: Component,
-    pub config: String,
+    /// The component's TOML table as text; a `Secret`, since it may hold credentials (its `Debug`
+    /// shows none).
+    pub config: crate::config::Secret,
 }
 
 #[async_trait]
 impl SinkConfig for PluginSinkConfig {
     async fn build(&self, cx: SinkContext) -> Result<Box<dyn Sink>, BuildError> {
-        let instance = SharedInstance::create(self.component.clone(), self.config.clone(), None)
-            .await
-            .map_err(|e| BuildError::new(&cx.name, e.chain()))?;
+        let instance = SharedInstance::create(
+            self.component.clone(),
+            self.config.expose().to_owned(),
+            None,
+        )
+        .await
+        .map_err(|e| BuildError::new(&cx.name, e.chain()))?;
         Ok(Box::new(PluginSink {
             instance,
             pending: HashMap::new(),

@@ -13,16 +13,22 @@ use crate::error::ComponentError;
 #[derive(Debug)]
 pub(crate) struct PluginSourceConfig {
     pub component: Component,
-    pub config: String,
+    /// The component's TOML table as text; a `Secret`, since it may hold credentials (its `Debug`
+    /// shows none).
+    pub config: crate::config::Secret,
 }
 
 #[async_trait]
 impl SourceConfig for PluginSourceConfig {
     async fn build(&self, cx: SourceContext) -> Result<Box<dyn Source>, BuildError> {
         let resume = cx.resume.source().map(|s| s.as_bytes().to_vec());
-        let instance = SharedInstance::create(self.component.clone(), self.config.clone(), resume)
-            .await
-            .map_err(|e| BuildError::new(&cx.name, e.chain()))?;
+        let instance = SharedInstance::create(
+            self.component.clone(),
+            self.config.expose().to_owned(),
+            resume,
+        )
+        .await
+        .map_err(|e| BuildError::new(&cx.name, e.chain()))?;
         Ok(Box::new(PluginSource {
             instance,
             tables: TableCache::default(),

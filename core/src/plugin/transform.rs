@@ -14,15 +14,21 @@ use crate::model::ChangeBatch;
 #[derive(Debug)]
 pub(crate) struct PluginTransformConfig {
     pub component: Component,
-    pub config: String,
+    /// The component's TOML table as text; a `Secret`, since it may hold credentials (its `Debug`
+    /// shows none).
+    pub config: crate::config::Secret,
 }
 
 #[async_trait]
 impl TransformConfig for PluginTransformConfig {
     async fn build(&self, cx: TransformContext) -> Result<Box<dyn Transform>, BuildError> {
-        let instance = SharedInstance::create(self.component.clone(), self.config.clone(), None)
-            .await
-            .map_err(|e| BuildError::new(&cx.name, e.chain()))?;
+        let instance = SharedInstance::create(
+            self.component.clone(),
+            self.config.expose().to_owned(),
+            None,
+        )
+        .await
+        .map_err(|e| BuildError::new(&cx.name, e.chain()))?;
         Ok(Box::new(PluginTransform {
             instance,
             tables: TableCache::default(),

@@ -106,8 +106,9 @@ impl ComponentStats {
     }
 }
 
-/// A message safe to show on a page or in metrics: URIs lose their passwords, and query
-/// parameters that carry credentials (SAS signatures, tokens) their values.
+/// A message safe to show on a page or in metrics: URIs lose their passwords, query parameters
+/// that carry credentials (SAS signatures, tokens) their values, and every secret value the
+/// configuration holds is replaced ([`crate::config::scrub`]).
 ///
 /// Components already keep secrets out of their errors; this is the second line of defence
 /// for what the API shows to anyone who can reach it.
@@ -124,17 +125,5 @@ impl ComponentStats {
 /// );
 /// ```
 pub fn redact_message(message: &str) -> String {
-    message
-        .split_inclusive(char::is_whitespace)
-        .map(|word| {
-            if word.contains("://") {
-                let trimmed = word.trim_end();
-                let mut out = crate::config::redact_uri(trimmed);
-                out.push_str(&word[trimmed.len()..]);
-                out
-            } else {
-                word.to_owned()
-            }
-        })
-        .collect()
+    crate::config::scrub(message).into_owned()
 }

@@ -273,7 +273,13 @@ impl Telemetry {
         }
         for source in self.sources() {
             if !source.is_built() {
-                reasons.push(format!("source `{}`: connecting", source.name()));
+                match source.reachability() {
+                    Err(Some(why)) => reasons.push(format!(
+                        "source `{}`: not connected yet, trying again: {why}",
+                        source.name()
+                    )),
+                    _ => reasons.push(format!("source `{}`: connecting", source.name())),
+                }
             } else if let Err(why) = source.reachability() {
                 reasons.push(format!(
                     "source `{}`: cannot reach its server{}",
@@ -284,14 +290,25 @@ impl Telemetry {
         }
         for sink in self.sinks() {
             if !sink.is_opened() {
-                reasons.push(format!("sink `{}`: opening its destination", sink.name()));
+                match sink.open_failure() {
+                    Some(why) => reasons.push(format!(
+                        "sink `{}`: cannot open its destination yet, trying again: {why}",
+                        sink.name()
+                    )),
+                    None => {
+                        reasons.push(format!("sink `{}`: opening its destination", sink.name()))
+                    }
+                }
             }
             for table in sink.tables() {
                 if table.lease() == LeaseState::Waiting {
                     reasons.push(format!(
-                        "sink `{}`: waiting for the lease of table {} (another writer holds it)",
+                        "sink `{}`: waiting for the lease of table {}: {}",
                         sink.name(),
-                        table.id()
+                        table.id(),
+                        table
+                            .lease_wait_reason()
+                            .unwrap_or_else(|| "another writer holds it".into())
                     ));
                 }
             }

@@ -227,6 +227,9 @@ pub struct TableReport {
     pub last_file: Option<LastFileReport>,
     /// `held`, `waiting` or `not_held`.
     pub lease: Option<String>,
+    /// While `waiting`: who holds the lease, and whether it may still be alive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_wait: Option<String>,
     /// Publish latency.
     pub publish_seconds: Option<LatencyReport>,
     /// The newest error of its source or sink.
@@ -348,6 +351,7 @@ fn empty_table(table: String, source: Option<String>, sink: Option<String>) -> T
         files: None,
         last_file: None,
         lease: None,
+        lease_wait: None,
         publish_seconds: None,
         last_error: None,
         destination: None,
@@ -409,6 +413,7 @@ fn fill_sink_side(report: &mut TableReport, table: &SinkTableTelemetry) {
         }
         .into(),
     );
+    report.lease_wait = table.lease_wait_reason();
     let latency = table.publish_latency().snapshot();
     if let (Some(p50), Some(p95), Some(p99)) = (
         latency.quantile(0.5),

@@ -29,6 +29,8 @@ pub struct SinkTelemetry {
     name: String,
     type_name: String,
     opened: AtomicBool,
+    /// Why the destination could not be opened yet (the engine tries again).
+    open_failure: Mutex<Option<String>>,
     tables: RwLock<BTreeMap<TableId, Arc<SinkTableTelemetry>>>,
     destination: Mutex<Option<Arc<DestinationSnapshot>>>,
     /// Retries, errors, the last error.
@@ -41,6 +43,7 @@ impl SinkTelemetry {
             name: name.to_owned(),
             type_name: type_name.to_owned(),
             opened: AtomicBool::new(false),
+            open_failure: Mutex::new(None),
             tables: RwLock::default(),
             destination: Mutex::new(None),
             stats: ComponentStats::default(),
@@ -59,7 +62,19 @@ impl SinkTelemetry {
 
     /// The destination is open (engine, once the sink is built).
     pub fn set_opened(&self) {
+        *lock(&self.open_failure) = None;
         self.opened.store(true, Ordering::Relaxed);
+    }
+
+    /// Opening the destination failed for a reason that may pass; the engine tries again
+    /// (engine).
+    pub fn set_open_failure(&self, reason: &str) {
+        *lock(&self.open_failure) = Some(super::redact_message(reason));
+    }
+
+    /// Why the destination is not open yet, if an attempt failed.
+    pub fn open_failure(&self) -> Option<String> {
+        lock(&self.open_failure).clone()
     }
 
     /// Whether the destination is open.
@@ -106,6 +121,8 @@ pub struct SinkTableTelemetry {
     last_file: AtomicU64,
     last_file_at: AtomicU64,
     lease: AtomicU8,
+    /// Why the lease is waited for (who holds it), while it is.
+    lease_wait: Mutex<Option<String>>,
     publish: Histogram,
 }
 
@@ -124,6 +141,7 @@ impl SinkTableTelemetry {
             last_file: AtomicU64::new(0),
             last_file_at: AtomicU64::new(0),
             lease: AtomicU8::new(LeaseState::NotHeld as u8),
+            lease_wait: Mutex::new(None),
             publish: Histogram::new(PUBLISH_BUCKETS),
         }
     }
@@ -192,7 +210,23 @@ impl SinkTableTelemetry {
 
     /// The lease's state now.
     pub fn set_lease(&self, state: LeaseState) {
+        if state != LeaseState::Waiting {
+            *lock(&self.lease_wait) = None;
+        }
         self.lease.store(state as u8, Ordering::Relaxed);
+    }
+
+    /// Waiting for the lease, because of `reason` (who holds it, and whether it may still be
+    /// alive).
+    pub fn set_lease_waiting(&self, reason: &str) {
+        *lock(&self.lease_wait) = Some(super::redact_message(reason));
+        self.lease
+            .store(LeaseState::Waiting as u8, Ordering::Relaxed);
+    }
+
+    /// Why the lease is waited for, while it is.
+    pub fn lease_wait_reason(&self) -> Option<String> {
+        lock(&self.lease_wait).clone()
     }
 
     /// The lease's state.

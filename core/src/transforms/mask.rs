@@ -65,7 +65,8 @@ pub struct MaskConfig {
 crate::register_transform!(
     "mask",
     MaskConfig,
-    "hash, redact or null personal data columns"
+    "hash, redact or null personal data columns",
+    secrets = ["key"]
 );
 
 /// Referenced from the crate's `link()` so the linker keeps this module's registration.

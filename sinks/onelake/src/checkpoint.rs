@@ -44,7 +44,11 @@ pub struct LandingZoneCheckpointStore {
 }
 
 fn other(e: StoreError) -> CheckpointError {
-    CheckpointError::Other(Box::new(e))
+    if e.is_transient() {
+        CheckpointError::Unavailable(Box::new(e))
+    } else {
+        CheckpointError::Other(Box::new(e))
+    }
 }
 
 impl LandingZoneCheckpointStore {

@@ -16,7 +16,7 @@
 //! upsert_default_row_marker = false
 //! partner_name = "mirror"
 //! source_version = "7.0"          # _partnerEvents.json; default: what the sources report
-//! lease = { enabled = true, ttl = "60s" }
+//! lease = { enabled = true, ttl = "60s" }   # lock_dir = "/var/lib/mirror" (see crate::lease)
 //! takeover = "refuse"             # or "reset": a folder another writer made (the Python app) is reset
 //! fabric = { workspace = "<id or name>", item = "<id or name>" }   # end-to-end status; defaults from landing_zone
 //! request_timeout = "60s"
@@ -56,6 +56,10 @@ pub struct LeaseConfig {
     /// How long a lease lasts without renewal.
     #[serde(with = "humantime_serde")]
     pub ttl: Duration,
+    /// Where this process keeps the lock file that proves to a successor on the same machine
+    /// that it is gone after a crash (default: `mirror-leases` in the temporary directory). In
+    /// Kubernetes, an `emptyDir` volume here lets a restarted container take over at once.
+    pub lock_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for LeaseConfig {
@@ -63,6 +67,7 @@ impl Default for LeaseConfig {
         Self {
             enabled: true,
             ttl: Duration::from_secs(60),
+            lock_dir: None,
         }
     }
 }
@@ -160,7 +165,8 @@ pub struct OneLakeSinkConfig {
 mirror_core::register_sink!(
     "onelake",
     OneLakeSinkConfig,
-    "Fabric Open Mirroring landing zone (OneLake, ADLS Gen2 or a local directory)"
+    "Fabric Open Mirroring landing zone (OneLake, ADLS Gen2 or a local directory)",
+    secrets = ["client_secret", "token", "account_key"]
 );
 
 /// Referenced from the crate's `link()` so the linker keeps this module's registration.
@@ -340,6 +346,7 @@ impl OneLakeSinkConfig {
                 additional,
             },
             lease_ttl: self.lease.enabled.then_some(self.lease.ttl),
+            lease_lock_dir: self.lease.lock_dir.clone(),
             takeover: Takeover {
                 policy: self.takeover,
                 fabric: None,
@@ -357,9 +364,14 @@ impl SinkConfig for OneLakeSinkConfig {
         options.takeover.fabric = self
             .fabric_target()
             .map_err(|m| BuildError::new(&cx.name, m))?;
+        // An unreachable landing zone may come up (the engine tries again); refused credentials
+        // or a missing permission do not.
         let writer = LandingZoneWriter::open(store, options)
             .await
-            .map_err(|e| BuildError::new(&cx.name, e))?
+            .map_err(|e| match e.is_transient() {
+                true => BuildError::transient(&cx.name, e),
+                false => BuildError::new(&cx.name, e),
+            })?
             .with_telemetry(cx.telemetry);
         Ok(Box::new(OneLakeSink::new(writer)))
     }
@@ -391,6 +403,21 @@ impl SinkConfig for OneLakeSinkConfig {
         crate::fabric::status::report(&*store, &target)
             .await
             .map(Some)
+            .map_err(|e| fail(e.to_string()))
+    }
+
+    async fn check(
+        &self,
+        cx: mirror_core::component::check::CheckContext,
+    ) -> Vec<mirror_core::component::check::Check> {
+        crate::check::check(self, &cx).await
+    }
+
+    async fn writers(&self) -> Result<Vec<String>, mirror_core::destination::DestinationError> {
+        let fail = mirror_core::destination::DestinationError;
+        let store = self.store().map_err(fail)?;
+        crate::lease::describe_leases(&*store)
+            .await
             .map_err(|e| fail(e.to_string()))
     }
 

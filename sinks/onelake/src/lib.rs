@@ -19,9 +19,11 @@
 //! writer), [`metadata`] (`_metadata.json`, `_partnerEvents.json`), [`state`]
 //! (`_mirror_table.json`), [`truncate`] (emptying a table), [`takeover`] (folders another writer
 //! made), [`datafile`] (what a data file's footer says), [`fabric`] (the Fabric REST API and
-//! end-to-end status), [`auth`], [`location`], [`config`], [`sink`].
+//! end-to-end status), `check` (`mirror check --connect`), [`auth`], [`location`], [`config`],
+//! [`sink`].
 
 pub mod auth;
+mod check;
 pub mod checkpoint;
 pub mod config;
 pub mod datafile;

@@ -77,6 +77,9 @@ pub struct WriterOptions {
     pub partner: PartnerInfo,
     /// The single-writer lease's time to live; `None` disables the lease.
     pub lease_ttl: Option<Duration>,
+    /// Where the writer keeps the lock file that proves it alive to a successor on the same
+    /// machine ([`crate::lease`]); `None`: `mirror-leases` in the temporary directory.
+    pub lease_lock_dir: Option<std::path::PathBuf>,
     /// Files encoded at the same time, over all tables (at least 1). Each holds its rows (up to
     /// `max_file_bytes`) while it is encoded, so this trades memory for throughput.
     pub encode_concurrency: usize,
@@ -102,6 +105,7 @@ impl Default for WriterOptions {
             metadata: MetadataOptions::default(),
             partner: PartnerInfo::default(),
             lease_ttl: Some(Duration::from_secs(60)),
+            lease_lock_dir: None,
             encode_concurrency: default_encode_concurrency(),
             takeover: crate::takeover::Takeover::default(),
         }
@@ -290,7 +294,10 @@ impl LandingZoneWriter {
         }
         store.remove_leftovers().await?;
         ensure_partner_events(&*store, &options.partner).await?;
-        let holder = Holder::new(&options.name);
+        let holder = match &options.lease_lock_dir {
+            Some(dir) => Holder::with_lock_dir(&options.name, dir),
+            None => Holder::new(&options.name),
+        };
         crate::truncate::recover(&store, &holder, options.lease_ttl, &options.metadata).await?;
         let encoders = Arc::new(tokio::sync::Semaphore::new(options.encode_concurrency));
         let telemetry = Telemetry::new().sink(&options.name, "onelake");
@@ -571,10 +578,10 @@ impl LandingZoneWriter {
         let tel = self.ctx.telemetry.table(&table.id);
         let lease = match self.ctx.options.lease_ttl {
             Some(ttl) => {
-                // Acquiring may wait for another writer's lease to expire: not ready meanwhile.
+                // Acquiring may wait for a writer that may still run: not ready meanwhile.
                 let acquired =
-                    Lease::acquire_observed(&*store, &folder, &self.ctx.holder, ttl, || {
-                        tel.set_lease(LeaseState::Waiting)
+                    Lease::acquire_observed(&*store, &folder, &self.ctx.holder, ttl, |why| {
+                        tel.set_lease_waiting(why)
                     })
                     .await;
                 tel.set_lease(if acquired.is_ok() {

@@ -30,6 +30,9 @@ pub struct SimOptions {
     /// mongod writes a no-op to an idle replica set's oplog every 10 s, which keeps change
     /// streams' high-water marks advancing. `None` disables it.
     pub noop_interval: Option<Duration>,
+    /// Users; with any, authentication is on (as `mongod --auth`): clients must log in with
+    /// SCRAM-SHA-256 and hold the privileges of what they run. See [`crate::auth`].
+    pub users: Vec<crate::auth::SimUser>,
     /// The mongod version to play (default 7.0.0; 6.0 or later): `buildInfo`, `maxWireVersion`
     /// and the features that came with later versions (see [`crate::version`]).
     pub server_version: crate::version::ServerVersion,
@@ -43,6 +46,7 @@ impl Default for SimOptions {
             set_name: "rs0".to_string(),
             oplog_size_bytes: 256 * 1024 * 1024,
             noop_interval: Some(Duration::from_secs(10)),
+            users: Vec::new(),
             server_version: crate::version::ServerVersion::default(),
         }
     }
@@ -61,10 +65,11 @@ impl MongoSim {
         let listener = TcpListener::bind((opts.host.as_str(), opts.port)).await?;
         let addr = listener.local_addr()?;
         let host = format!("{}:{}", opts.host, addr.port());
-        let state = State::new(
+        let mut state = State::new(
             Topology::new(&opts.set_name, &host, opts.server_version),
             opts.oplog_size_bytes,
         );
+        state.users = crate::auth::Users::new(&opts.users);
         let shared = Shared::new(state);
         let mut tasks = vec![tokio::spawn(crate::server::serve(listener, shared.clone()))];
         if let Some(every) = opts.noop_interval {
@@ -216,6 +221,27 @@ impl SimHandle {
     pub fn uri(&self) -> String {
         format!(
             "mongodb://{}/?directConnection=true&heartbeatFrequencyMS=500",
+            self.addr
+        )
+    }
+
+    /// [`SimHandle::uri`] with credentials: `user` of database `auth_source` with `password`
+    /// (percent-encoded as a URI needs it).
+    pub fn uri_as(&self, user: &str, password: &str, auth_source: &str) -> String {
+        let encode = |s: &str| {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        };
+        format!(
+            "mongodb://{}:{}@{}/?directConnection=true&heartbeatFrequencyMS=500&authSource={auth_source}",
+            encode(user),
+            encode(password),
             self.addr
         )
     }

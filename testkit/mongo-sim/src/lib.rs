@@ -20,6 +20,7 @@
 //! `api` (this library surface).
 
 pub mod api;
+pub mod auth;
 pub mod changestream;
 pub mod commands;
 pub mod cursors;

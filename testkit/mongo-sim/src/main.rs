@@ -44,6 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         noop_interval: (args.noop_interval_ms > 0)
             .then(|| Duration::from_millis(args.noop_interval_ms)),
         server_version: args.server_version,
+        ..SimOptions::default()
     };
     let sim = MongoSim::start(opts).await?;
     if let Some(n) = args.seed_sample {

@@ -36,6 +36,8 @@ pub struct State {
     pub topology: Topology,
     /// How many times each command was run (hello streaming replies included).
     pub command_counts: HashMap<String, u64>,
+    /// The users; authentication is on when there is one.
+    pub users: crate::auth::Users,
     /// Fixes `$sample`'s draw (see [`crate::SimHandle::set_sample_seed`]).
     pub sample_seed: Option<u64>,
 }
@@ -102,6 +104,7 @@ impl State {
             failpoints: FailPoints::default(),
             topology,
             command_counts: HashMap::new(),
+            users: crate::auth::Users::default(),
             sample_seed: None,
         }
     }

@@ -33,6 +33,13 @@ impl Topology {
         }
     }
 
+    /// A standalone server (an empty set name: mongod started without `--replSet`). It has no
+    /// replica-set fields in `hello`, no logical clock, no `replSetGetStatus` and no change
+    /// streams.
+    pub fn standalone(&self) -> bool {
+        self.set_name.is_empty()
+    }
+
     pub fn topology_version(&self) -> Document {
         doc! {"processId": self.process_id, "counter": self.counter}
     }
@@ -76,6 +83,21 @@ impl Topology {
     ) -> Document {
         let mut d = Document::new();
         d.insert("topologyVersion", self.topology_version());
+        if self.standalone() {
+            d.insert(
+                if legacy {
+                    "ismaster"
+                } else {
+                    "isWritablePrimary"
+                },
+                true,
+            );
+            self.append_limits(&mut d, connection_id);
+            if hello_ok {
+                d.insert("helloOk", true);
+            }
+            return d;
+        }
         d.insert("hosts", vec![Bson::String(self.host.clone())]);
         d.insert("setName", self.set_name.clone());
         d.insert("setVersion", 1);
@@ -103,6 +125,15 @@ impl Topology {
                 "majorityWriteDate": date,
             },
         );
+        self.append_limits(&mut d, connection_id);
+        if hello_ok {
+            d.insert("helloOk", true);
+        }
+        d
+    }
+
+    /// The fields every server's hello has.
+    fn append_limits(&self, d: &mut Document, connection_id: i64) {
         d.insert("maxBsonObjectSize", MAX_BSON_OBJECT_SIZE as i32);
         d.insert("maxMessageSizeBytes", MAX_MESSAGE_SIZE as i32);
         d.insert("maxWriteBatchSize", 100_000);
@@ -112,10 +143,6 @@ impl Topology {
         d.insert("minWireVersion", 0);
         d.insert("maxWireVersion", self.version.wire_version());
         d.insert("readOnly", false);
-        if hello_ok {
-            d.insert("helloOk", true);
-        }
-        d
     }
 }
 

@@ -160,6 +160,18 @@ pub trait LandingStore: Send + Sync + fmt::Debug {
     /// Deletes the file at `path`; deleting a missing file succeeds.
     async fn delete(&self, path: &str) -> Result<(), StoreError>;
 
+    /// Whether the landing zone's own folder exists (`mirror check --connect`); an error when it
+    /// cannot be asked (credentials, network). The default: listing its root works.
+    async fn root_exists(&self) -> Result<bool, StoreError> {
+        self.list("").await.map(|_| true)
+    }
+
+    /// Obtains a credential now (`mirror check --connect`) and says what it is, never its
+    /// value; `None` for a store that needs none.
+    async fn credential(&self) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
     /// Deletes what a crash of an earlier writer left behind in the store's own machinery (the
     /// temporary files of a local store's writes, see [`mirror_core::files`]); returns how many.
     /// Stores whose writes are atomic requests have none (the default). Called at start; files

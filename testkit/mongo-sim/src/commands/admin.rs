@@ -73,6 +73,9 @@ pub fn repl_set_step_up(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
 pub fn repl_set_get_status(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
     admin_only(cmd)?;
     let st = shared.lock();
+    if st.topology.standalone() {
+        return Err(CommandError::new(76, "not running with --replSet").into());
+    }
     let ts = st.cluster_time();
     let t = &st.topology;
     doc_body(doc! {
@@ -118,19 +121,36 @@ pub fn start_session() -> Exec {
     doc_body(doc! {"id": {"id": id}, "timeoutMinutes": 30})
 }
 
-pub fn server_status(shared: &Arc<Shared>, _cmd: &Cmd<'_>) -> Exec {
+/// `serverStatus`. Its `oplog` section (`latestOptime`, `earliestOptime`: the oplog's window)
+/// is one mongod includes only when asked, `serverStatus({oplog: 1})`, and only on a replica set
+/// member (`OplogInfoServerStatus` in mongod's `replication_info.cpp`; jstests
+/// `replsets/server_status_repl.js`).
+pub fn server_status(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
     let st = shared.lock();
-    doc_body(doc! {
+    let mut d = doc! {
         "host": st.topology.host.clone(),
         "version": st.topology.version.to_string(),
         "process": "mongod",
         "pid": std::process::id() as i64,
         "uptime": 1.0,
         "localTime": bson::DateTime::now(),
-        "repl": {"setName": st.topology.set_name.clone(), "isWritablePrimary": st.topology.primary},
         "metrics": {"cursor": {"open": {"total": st.cursors.len() as i64}}},
-        "oplog": {"entries": st.oplog.len() as i64, "bytes": st.oplog.bytes() as i64, "maxBytes": st.oplog.max_bytes() as i64},
-    })
+    };
+    if !st.topology.standalone() {
+        d.insert(
+            "repl",
+            doc! {"setName": st.topology.set_name.clone(), "isWritablePrimary": st.topology.primary},
+        );
+        if cmd.bool_opt("oplog") {
+            let latest = st.oplog.newest().unwrap_or_else(|| st.cluster_time());
+            let earliest = st.oplog.oldest().unwrap_or(latest);
+            d.insert(
+                "oplog",
+                doc! {"latestOptime": latest, "earliestOptime": earliest},
+            );
+        }
+    }
+    doc_body(d)
 }
 
 /// `getParameter`, as mongod's `CmdGet` (`src/mongo/db/commands/parameters.cpp`): admin only;

@@ -156,6 +156,14 @@ pub fn aggregate(shared: &Arc<crate::state::Shared>, cmd: &Cmd<'_>) -> Exec {
         None => format!("{}.$cmd.aggregate", cmd.db),
     };
     if first_name.as_deref() == Some("$changeStream") {
+        // document_source_change_stream.cpp: uassert(40573, ...) unless a replica set or mongos.
+        if shared.lock().topology.standalone() {
+            return Err(CommandError::new(
+                40573,
+                "The $changeStream stage is only supported on replica sets",
+            )
+            .into());
+        }
         let label_ctx = LabelContext {
             command: "aggregate".into(),
             is_retryable_write: false,

@@ -25,7 +25,9 @@ pub fn single_batch_cursor(ns: &str, docs: Vec<Document>) -> Exec {
     doc_body(doc! {"cursor": {"id": 0i64, "ns": ns, "firstBatch": docs}})
 }
 
-pub fn list_databases(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
+/// `listDatabases`; `visible` says which databases the user may see (all of them with the
+/// `listDatabases` privilege, else those it has privileges on, as mongod 4.0.5+ lists them).
+pub fn list_databases(shared: &Arc<Shared>, cmd: &Cmd<'_>, visible: impl Fn(&str) -> bool) -> Exec {
     if cmd.db != "admin" {
         return Err(CommandError::new(
             codes::UNAUTHORIZED,
@@ -50,6 +52,9 @@ pub fn list_databases(shared: &Arc<Shared>, cmd: &Cmd<'_>) -> Exec {
     let mut out = Vec::new();
     let mut total = 0i64;
     for (name, size, empty) in entries {
+        if !visible(&name) {
+            continue;
+        }
         let full = doc! {"name": name.clone(), "sizeOnDisk": size, "empty": empty};
         if let Some(f) = &filter {
             if !f.matches(&to_raw(&full)?) {

@@ -60,10 +60,12 @@ pub async fn hello(shared: &Arc<Shared>, conn: &mut ConnCtx, cmd: &Cmd<'_>) -> E
     let legacy = cmd.name != "hello";
     let st = shared.lock();
     let last = st.cluster_time();
-    let d = st
+    let mut d = st
         .topology
         .hello(legacy, cmd.bool_opt("helloOk"), conn.id, last);
+    let users = st.users.clone();
     drop(st);
+    crate::auth::hello_fields(&users, &mut conn.auth, cmd, &mut d);
     doc_body(d)
 }
 

@@ -24,6 +24,8 @@ pub struct ConnCtx {
     pub id: i64,
     pub app_name: Option<String>,
     pub handshake_done: bool,
+    /// Who is authenticated on this connection, and a SASL conversation under way.
+    pub auth: crate::auth::Session,
 }
 
 /// A parsed command.
@@ -436,16 +438,26 @@ async fn execute(shared: &Arc<Shared>, conn: &mut ConnCtx, cmd: &Cmd<'_>) -> Exe
         )
         .into());
     }
+    let users = shared.lock().users.clone();
+    crate::auth::authorize(&users, &conn.auth, cmd)?;
     match cmd.name.as_str() {
         "hello" | "isMaster" | "ismaster" => hello::hello(shared, conn, cmd).await,
         "ping" => doc_body(Document::new()),
         "buildInfo" | "buildinfo" => hello::build_info(shared),
-        "saslStart" | "saslContinue" | "authenticate" | "speculativeAuthenticate" => {
-            Err(CommandError::new(
-                codes::AUTHENTICATION_FAILED,
-                "mongo-sim does not simulate authentication: connect without credentials",
-            )
-            .into())
+        "saslStart" => doc_body(crate::auth::sasl_start(
+            &users,
+            &mut conn.auth,
+            &cmd.db,
+            cmd.body,
+        )?),
+        "saslContinue" => doc_body(crate::auth::sasl_continue(
+            &users,
+            &mut conn.auth,
+            cmd.body,
+        )?),
+        // MONGODB-X509 and the long-removed MONGODB-CR are not offered.
+        "authenticate" => {
+            Err(CommandError::new(codes::AUTHENTICATION_FAILED, "Authentication failed.").into())
         }
         "endSessions" | "killSessions" | "killAllSessions" | "refreshSessions" => {
             admin::end_sessions(shared, cmd)
@@ -457,13 +469,14 @@ async fn execute(shared: &Arc<Shared>, conn: &mut ConnCtx, cmd: &Cmd<'_>) -> Exe
         "replSetGetStatus" => admin::repl_set_get_status(shared, cmd),
         "serverStatus" => admin::server_status(shared, cmd),
         "getParameter" => admin::get_parameter(shared, cmd),
-        "connectionStatus" => doc_body(
-            bson::doc! {"authInfo": {"authenticatedUsers": [], "authenticatedUserRoles": []}},
-        ),
+        "connectionStatus" => doc_body(crate::auth::connection_status(&users, &conn.auth, cmd)),
         "whatsmyuri" => doc_body(bson::doc! {"you": "127.0.0.1:0"}),
         "hostInfo" => admin::host_info(),
         "getCmdLineOpts" => doc_body(bson::doc! {"argv": ["mongo-sim"], "parsed": {}}),
-        "listDatabases" => catalog::list_databases(shared, cmd),
+        "listDatabases" => catalog::list_databases(shared, cmd, |db| {
+            crate::auth::lists_all_databases(&users, &conn.auth)
+                || crate::auth::may_use_database(&users, &conn.auth, db)
+        }),
         "listCollections" => catalog::list_collections(shared, cmd),
         "listIndexes" => catalog::list_indexes(shared, cmd),
         "createIndexes" => catalog::create_indexes(shared, cmd),
@@ -499,10 +512,16 @@ async fn execute(shared: &Arc<Shared>, conn: &mut ConnCtx, cmd: &Cmd<'_>) -> Exe
 /// Appends `ok: 1`, `$clusterTime` and `operationTime` to a command's body, in place (a cursor
 /// batch of 16 MiB is not copied again).
 pub fn finish_ok(shared: &Shared, body: Vec<u8>) -> Vec<u8> {
-    let ts = shared.lock().cluster_time();
+    let (ts, standalone) = {
+        let st = shared.lock();
+        (st.cluster_time(), st.topology.standalone())
+    };
     let mut tail = DocWriter::with_capacity(160);
     tail.f64("ok", 1.0);
-    append_cluster_time(&mut tail, ts);
+    // A standalone mongod keeps no logical clock: no `$clusterTime` or `operationTime`.
+    if !standalone {
+        append_cluster_time(&mut tail, ts);
+    }
     extend_document(body, &tail.finish())
 }
 
@@ -528,9 +547,13 @@ pub fn append_cluster_time(w: &mut DocWriter, ts: bson::Timestamp) {
 
 /// An `ok: 0` reply.
 pub fn error_reply(shared: &Shared, e: &CommandError, ctx: &LabelContext) -> Vec<u8> {
-    let (ts, tv) = {
+    let (ts, tv, standalone) = {
         let st = shared.lock();
-        (st.cluster_time(), st.topology.topology_version())
+        (
+            st.cluster_time(),
+            st.topology.topology_version(),
+            st.topology.standalone(),
+        )
     };
     let mut d = bson::doc! {
         "ok": 0.0,
@@ -552,6 +575,8 @@ pub fn error_reply(shared: &Shared, e: &CommandError, ctx: &LabelContext) -> Vec
     if let Ok(raw) = RawDocumentBuf::from_document(&d) {
         w.append_all(&raw);
     }
-    append_cluster_time(&mut w, ts);
+    if !standalone {
+        append_cluster_time(&mut w, ts);
+    }
     w.finish()
 }

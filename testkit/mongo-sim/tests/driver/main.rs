@@ -1,5 +1,6 @@
 //! Conformance tests: the real `mongodb` driver against the simulator over TCP.
 
+mod auth;
 mod catalog;
 mod change_streams;
 mod crud;

@@ -162,6 +162,10 @@ impl LandingStore for LocalStore {
         self.root.display().to_string()
     }
 
+    async fn root_exists(&self) -> Result<bool, StoreError> {
+        Ok(self.root.is_dir())
+    }
+
     async fn get(&self, path: &str) -> Result<Option<Object>, StoreError> {
         let rel = path.to_owned();
         self.blocking(move |s| {

@@ -82,6 +82,8 @@ pub struct RemoteStore {
     dfs_root: String,
     emulator: bool,
     auth_method: &'static str,
+    /// The configured `bearer_token`, which no one refreshes.
+    fixed_token: bool,
 }
 
 impl std::fmt::Debug for RemoteStore {
@@ -177,6 +179,8 @@ impl RemoteStore {
             dfs_root,
             emulator: options.use_emulator,
             auth_method: auth.method(),
+            fixed_token: matches!(auth, AuthConfig::BearerToken { .. })
+                && options.token_source.is_none(),
         })
     }
 
@@ -242,12 +246,22 @@ impl RemoteStore {
                 }
                 op().await.map_err(|mut e| {
                     if e.kind == StoreErrorKind::Unauthenticated {
-                        e.message = format!(
-                            "{} — the landing zone rejected the credential (auth method `{}`) \
-                             twice, with a fresh token the second time: check the tenant, client \
-                             id and secret, and that the token is for {STORAGE_SCOPE}",
-                            e.message, self.auth_method
-                        );
+                        e.message = if self.fixed_token {
+                            format!(
+                                "{} — the landing zone rejected the credential (auth method \
+                                 `bearer_token`: a fixed token, never refreshed): obtain a new \
+                                 token for {STORAGE_SCOPE}",
+                                e.message
+                            )
+                        } else {
+                            format!(
+                                "{} — the landing zone rejected the credential (auth method \
+                                 `{}`) twice, with a fresh token the second time: check the \
+                                 tenant, client id and secret, and that the token is for \
+                                 {STORAGE_SCOPE}",
+                                e.message, self.auth_method
+                            )
+                        };
                     }
                     e
                 })
@@ -314,16 +328,27 @@ impl RemoteStore {
         } else {
             "rename"
         };
+        let url = format!("{}{query}", self.dfs_url(rel));
+        self.dfs_send(method, op, rel, &url, headers).await
+    }
+
+    /// Sends a DFS request to `url`, authorized; `op` and `rel` name it in errors.
+    async fn dfs_send(
+        &self,
+        method: Method,
+        op: &'static str,
+        rel: &str,
+        url: &str,
+        headers: &[(&'static str, String)],
+    ) -> Result<(StatusCode, ::http::HeaderMap), StoreError> {
         let credential = self.credentials.get_credential().await.map_err(|e| {
             StoreError::new(StoreErrorKind::Unauthenticated, op, rel, error_chain(&e))
         })?;
         let mut request = HttpRequest::new(HttpRequestBody::empty());
         *request.method_mut() = method;
-        *request.uri_mut() = format!("{}{query}", self.dfs_url(rel))
-            .parse()
-            .map_err(|e| {
-                StoreError::new(StoreErrorKind::Permanent, op, rel, format!("bad URL: {e}"))
-            })?;
+        *request.uri_mut() = url.parse().map_err(|e| {
+            StoreError::new(StoreErrorKind::Permanent, op, rel, format!("bad URL: {e}"))
+        })?;
         for (name, value) in headers {
             let value = HeaderValue::from_str(value)
                 .map_err(|e| StoreError::new(StoreErrorKind::Permanent, op, rel, e.to_string()))?;
@@ -616,6 +641,60 @@ impl LandingStore for RemoteStore {
             }
         })
         .await
+    }
+
+    /// DFS "Path - List" of the landing zone's folder, one entry at most: it fails with 404 when
+    /// the folder (or the filesystem, the workspace) does not exist. Azurite (Blob only) is asked
+    /// for its container.
+    async fn root_exists(&self) -> Result<bool, StoreError> {
+        if self.emulator {
+            return match self.list("").await {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind == StoreErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            };
+        }
+        let mut url = format!(
+            "{}/{}?resource=filesystem&recursive=false&maxResults=1",
+            self.dfs_root,
+            encode_segment(&self.location.container)
+        );
+        let prefix = self.location.prefix.trim_matches('/');
+        if !prefix.is_empty() {
+            url.push_str("&directory=");
+            url.push_str(
+                &prefix
+                    .split('/')
+                    .map(encode_segment)
+                    .collect::<Vec<_>>()
+                    .join("%2F"),
+            );
+        }
+        let probe = self
+            .with_auth_retry(|| self.dfs_send(Method::GET, "list", "", &url, &[]))
+            .await;
+        match probe {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind == StoreErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn credential(&self) -> Result<Option<String>, StoreError> {
+        use object_store::azure::AzureCredential as C;
+        let credential = self.credentials.get_credential().await.map_err(|e| {
+            StoreError::new(
+                StoreErrorKind::Unauthenticated,
+                "token",
+                "",
+                error_chain(&e),
+            )
+        })?;
+        Ok(Some(match &*credential {
+            C::BearerToken(_) => format!("a bearer token (auth method `{}`)", self.auth_method),
+            C::AccessKey(_) => "an account key".to_owned(),
+            C::SASToken(_) => "a shared access signature".to_owned(),
+        }))
     }
 
     async fn delete_dir(&self, dir: &str) -> Result<(), StoreError> {
