@@ -115,10 +115,16 @@ fn writer_pid(name: &str) -> Option<u32> {
 
 /// Whether the process `pid` runs on this host (unknown outside Linux: assumed running).
 fn is_running(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    // `/proc/<id>` also answers for a thread id; a process is a thread group led by itself.
+    match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        Ok(status) => status
+            .lines()
+            .find_map(|l| l.strip_prefix("Tgid:"))
+            .is_none_or(|tgid| tgid.trim() == pid.to_string()),
+        Err(_) => false,
     }
 }
 
