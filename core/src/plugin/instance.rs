@@ -6,7 +6,40 @@ use std::sync::{Arc, Mutex};
 use mirror_plugin_api::{MIRROR_END, MIRROR_OK, MIRROR_PERMANENT, MIRROR_TRANSIENT};
 
 use super::library::Component;
+use crate::component::BuildError;
+use crate::config::Secret;
 use crate::error::ComponentError;
+
+/// One configured use of a plugin component: which component, and its TOML table.
+#[derive(Debug)]
+pub(crate) struct ComponentConfig {
+    pub component: Component,
+    /// The component's TOML table as text; a `Secret`, since it may hold credentials (its `Debug`
+    /// shows none).
+    pub config: Secret,
+}
+
+impl ComponentConfig {
+    /// Creates the instance for the route component `name`, resuming from `resume` (sources).
+    pub async fn instantiate(
+        &self,
+        name: &str,
+        resume: Option<Vec<u8>>,
+    ) -> Result<SharedInstance, BuildError> {
+        SharedInstance::create(
+            self.component.clone(),
+            self.config.expose().to_owned(),
+            resume,
+        )
+        .await
+        .map_err(|e| BuildError::new(name, e.chain()))
+    }
+
+    /// What `describe` shows for the component.
+    pub fn describe(&self) -> String {
+        format!("{:?}", self.component)
+    }
+}
 
 /// The error of a plugin call.
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,7 @@ use mirror_plugin_api::{
     KIND_TRANSFORM,
 };
 
+use super::instance::ComponentConfig;
 use super::LoadedPlugin;
 use crate::component::registry::{
     self, register_runtime_sink, register_runtime_source, register_runtime_transform, ComponentToml,
@@ -280,28 +281,32 @@ impl Component {
             KIND_SOURCE => register_runtime_source(
                 &name,
                 Arc::new(move |t| {
-                    Ok(Box::new(super::source::PluginSourceConfig {
-                        component: self.clone(),
-                        config: crate::config::Secret::new(table_text(t)?),
-                    }))
+                    Ok(Box::new(super::source::PluginSourceConfig(
+                        ComponentConfig {
+                            component: self.clone(),
+                            config: crate::config::Secret::new(table_text(t)?),
+                        },
+                    )))
                 }),
             ),
             KIND_TRANSFORM => register_runtime_transform(
                 &name,
                 Arc::new(move |t| {
-                    Ok(Box::new(super::transform::PluginTransformConfig {
-                        component: self.clone(),
-                        config: crate::config::Secret::new(table_text(t)?),
-                    }))
+                    Ok(Box::new(super::transform::PluginTransformConfig(
+                        ComponentConfig {
+                            component: self.clone(),
+                            config: crate::config::Secret::new(table_text(t)?),
+                        },
+                    )))
                 }),
             ),
             _ => register_runtime_sink(
                 &name,
                 Arc::new(move |t| {
-                    Ok(Box::new(super::sink::PluginSinkConfig {
+                    Ok(Box::new(super::sink::PluginSinkConfig(ComponentConfig {
                         component: self.clone(),
                         config: crate::config::Secret::new(table_text(t)?),
-                    }))
+                    })))
                 }),
             ),
         }

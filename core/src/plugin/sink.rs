@@ -8,8 +8,7 @@ use mirror_plugin_api::MirrorBatch;
 use tokio::time::Instant;
 
 use super::convert::to_parts;
-use super::instance::{Instance, SharedInstance};
-use super::library::Component;
+use super::instance::{ComponentConfig, Instance, SharedInstance};
 use crate::component::{BuildError, Sink, SinkConfig, SinkContext};
 use crate::engine::Ack;
 use crate::error::ComponentError;
@@ -20,23 +19,12 @@ const FLUSH_AFTER: Duration = Duration::from_secs(1);
 
 /// A sink type provided by a plugin.
 #[derive(Debug)]
-pub(crate) struct PluginSinkConfig {
-    pub component: Component,
-    /// The component's TOML table as text; a `Secret`, since it may hold credentials (its `Debug`
-    /// shows none).
-    pub config: crate::config::Secret,
-}
+pub(crate) struct PluginSinkConfig(pub ComponentConfig);
 
 #[async_trait]
 impl SinkConfig for PluginSinkConfig {
     async fn build(&self, cx: SinkContext) -> Result<Box<dyn Sink>, BuildError> {
-        let instance = SharedInstance::create(
-            self.component.clone(),
-            self.config.expose().to_owned(),
-            None,
-        )
-        .await
-        .map_err(|e| BuildError::new(&cx.name, e.chain()))?;
+        let instance = self.0.instantiate(&cx.name, None).await?;
         Ok(Box::new(PluginSink {
             instance,
             pending: HashMap::new(),
@@ -46,7 +34,7 @@ impl SinkConfig for PluginSinkConfig {
     }
 
     fn describe(&self) -> String {
-        format!("{:?}", self.component)
+        self.0.describe()
     }
 }
 

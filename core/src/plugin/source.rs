@@ -4,31 +4,19 @@ use async_trait::async_trait;
 use mirror_plugin_api::MirrorBatch;
 
 use super::convert::{source_checkpoint, TableCache};
-use super::instance::{Outcome, SharedInstance};
-use super::library::Component;
+use super::instance::{ComponentConfig, Outcome, SharedInstance};
 use crate::component::{BuildError, Source, SourceConfig, SourceContext, SourceItem};
 use crate::error::ComponentError;
 
 /// A source type provided by a plugin; the config is the component's TOML table as text.
 #[derive(Debug)]
-pub(crate) struct PluginSourceConfig {
-    pub component: Component,
-    /// The component's TOML table as text; a `Secret`, since it may hold credentials (its `Debug`
-    /// shows none).
-    pub config: crate::config::Secret,
-}
+pub(crate) struct PluginSourceConfig(pub ComponentConfig);
 
 #[async_trait]
 impl SourceConfig for PluginSourceConfig {
     async fn build(&self, cx: SourceContext) -> Result<Box<dyn Source>, BuildError> {
         let resume = cx.resume.source().map(|s| s.as_bytes().to_vec());
-        let instance = SharedInstance::create(
-            self.component.clone(),
-            self.config.expose().to_owned(),
-            resume,
-        )
-        .await
-        .map_err(|e| BuildError::new(&cx.name, e.chain()))?;
+        let instance = self.0.instantiate(&cx.name, resume).await?;
         Ok(Box::new(PluginSource {
             instance,
             tables: TableCache::default(),
@@ -36,7 +24,7 @@ impl SourceConfig for PluginSourceConfig {
     }
 
     fn describe(&self) -> String {
-        format!("{:?}", self.component)
+        self.0.describe()
     }
 }
 

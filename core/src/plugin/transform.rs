@@ -4,31 +4,19 @@ use async_trait::async_trait;
 use mirror_plugin_api::MirrorBatch;
 
 use super::convert::{to_parts, TableCache};
-use super::instance::SharedInstance;
-use super::library::Component;
+use super::instance::{ComponentConfig, SharedInstance};
 use crate::component::{BuildError, Transform, TransformConfig, TransformContext};
 use crate::error::ComponentError;
 use crate::model::ChangeBatch;
 
 /// A transform type provided by a plugin.
 #[derive(Debug)]
-pub(crate) struct PluginTransformConfig {
-    pub component: Component,
-    /// The component's TOML table as text; a `Secret`, since it may hold credentials (its `Debug`
-    /// shows none).
-    pub config: crate::config::Secret,
-}
+pub(crate) struct PluginTransformConfig(pub ComponentConfig);
 
 #[async_trait]
 impl TransformConfig for PluginTransformConfig {
     async fn build(&self, cx: TransformContext) -> Result<Box<dyn Transform>, BuildError> {
-        let instance = SharedInstance::create(
-            self.component.clone(),
-            self.config.expose().to_owned(),
-            None,
-        )
-        .await
-        .map_err(|e| BuildError::new(&cx.name, e.chain()))?;
+        let instance = self.0.instantiate(&cx.name, None).await?;
         Ok(Box::new(PluginTransform {
             instance,
             tables: TableCache::default(),
@@ -36,7 +24,7 @@ impl TransformConfig for PluginTransformConfig {
     }
 
     fn describe(&self) -> String {
-        format!("{:?}", self.component)
+        self.0.describe()
     }
 }
 
