@@ -169,6 +169,36 @@ fn a_hung_writer_is_replaced_within_the_lease_ttl_and_then_stops() {
     assert_eq!(lease(&second).as_deref(), Some("held"));
 }
 
+#[test]
+fn a_standby_asked_to_stop_stops_at_once_and_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "60s");
+    let first = start(&config, dir.path(), "first");
+    wait_until_held(&first, "the first writer's lease", Duration::from_secs(60));
+    let standby = start(&config, dir.path(), "standby");
+    wait_for("the standby", Duration::from_secs(60), || {
+        (lease(&standby).as_deref() == Some("waiting")).then_some(())
+    });
+
+    // A rolling update stops the standby (SIGTERM): it holds nothing and has nothing to flush,
+    // so it must not sit out `shutdown_timeout` (30 s) and exit as if the stop had failed.
+    let asked = Instant::now();
+    let log = standby.log.clone();
+    let exited = standby.stop();
+    let took = asked.elapsed();
+    let printed = std::fs::read_to_string(log).unwrap_or_default();
+    assert!(exited.success(), "exit {exited:?}\n{printed}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the standby took {took:?} to stop\n{printed}"
+    );
+    assert!(printed.contains("stopped while standing by"), "{printed}");
+
+    // The writer it waited for goes on writing.
+    assert_eq!(lease(&first).as_deref(), Some("held"));
+    assert!(first.stop().success());
+}
+
 /// Whether this machine lets us start processes in pid namespaces of their own (root, or
 /// unprivileged user namespaces).
 fn can_unshare() -> bool {

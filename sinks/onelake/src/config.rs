@@ -372,7 +372,8 @@ impl SinkConfig for OneLakeSinkConfig {
                 true => BuildError::transient(&cx.name, e),
                 false => BuildError::new(&cx.name, e),
             })?
-            .with_telemetry(cx.telemetry);
+            .with_telemetry(cx.telemetry)
+            .stopping_on(cx.shutdown);
         Ok(Box::new(OneLakeSink::new(writer)))
     }
 

@@ -35,11 +35,12 @@ use mirror_core::telemetry::{LeaseState, SinkTableTelemetry, SinkTelemetry, Tele
 use mirror_core::{ChangeBatch, Checkpoint, RowOp, Table, TableId};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::encode::{encode_file, writer_properties, Compression, MarkerMode};
 use crate::error::SinkError;
-use crate::lease::{Holder, Lease};
+use crate::lease::{Holder, Lease, LeaseError};
 use crate::metadata::{ensure_metadata, ensure_partner_events, MetadataOptions, PartnerInfo};
 use crate::naming::{
     data_file_name, parse_data_file_name, table_folder, PROCESSED_DIRS, TABLE_STATE_FILE,
@@ -136,6 +137,8 @@ struct Ctx {
     encoders: Arc<tokio::sync::Semaphore>,
     /// Where publishes and leases are reported.
     telemetry: Arc<SinkTelemetry>,
+    /// Cancelled when the writer is asked to stop: ends a standby's wait for a table's lease.
+    stop: CancellationToken,
 }
 
 /// One buffered piece of a batch.
@@ -309,6 +312,7 @@ impl LandingZoneWriter {
                 stats: WriterStats::default(),
                 encoders,
                 telemetry,
+                stop: CancellationToken::new(),
             },
             tables: BTreeMap::new(),
             folders: BTreeMap::new(),
@@ -330,6 +334,14 @@ impl LandingZoneWriter {
     /// Reports publishes and leases into `telemetry` (the engine's, for a sink it runs).
     pub fn with_telemetry(mut self, telemetry: Arc<SinkTelemetry>) -> Self {
         self.ctx.telemetry = telemetry;
+        self
+    }
+
+    /// Ends waits for tables' leases when `stop` is cancelled (the engine's shutdown, for a sink
+    /// it runs): a standby then drops the batches of the tables it waits for, unacknowledged,
+    /// and stops cleanly instead of outwaiting the shutdown timeout.
+    pub fn stopping_on(mut self, stop: CancellationToken) -> Self {
+        self.ctx.stop = stop;
         self
     }
 
@@ -481,7 +493,18 @@ impl LandingZoneWriter {
                 continue;
             }
             match self.tables.get(&table.id) {
-                None => self.open_table(table.clone()).await?,
+                None => match self.open_table(table.clone()).await {
+                    Ok(()) => {}
+                    Err(SinkError::Lease(e @ LeaseError::Stopped { .. })) => {
+                        // Unacknowledged, the batch stays uncommitted at its source: the next
+                        // start (or the writer waited for) publishes it.
+                        info!(table = %table.id, "{e}");
+                        self.inbox
+                            .retain(|(queued, _)| queued.table().id != table.id);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
                 Some(open) if open.table.key_columns != table.key_columns => {
                     return Err(SinkError::KeyChange {
                         path: join(&[&open.folder, crate::naming::METADATA_FILE]),
@@ -579,11 +602,15 @@ impl LandingZoneWriter {
         let lease = match self.ctx.options.lease_ttl {
             Some(ttl) => {
                 // Acquiring may wait for a writer that may still run: not ready meanwhile.
-                let acquired =
-                    Lease::acquire_observed(&*store, &folder, &self.ctx.holder, ttl, |why| {
-                        tel.set_lease_waiting(why)
-                    })
-                    .await;
+                let acquired = Lease::acquire_observed(
+                    &*store,
+                    &folder,
+                    &self.ctx.holder,
+                    ttl,
+                    &self.ctx.stop,
+                    |why| tel.set_lease_waiting(why),
+                )
+                .await;
                 tel.set_lease(if acquired.is_ok() {
                     LeaseState::Held
                 } else {

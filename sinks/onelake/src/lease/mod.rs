@@ -39,6 +39,7 @@ use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::naming::LEASE_FILE;
 use crate::store::{join, LandingStore, PutMode, StoreError, StoreErrorKind};
@@ -73,6 +74,15 @@ pub enum LeaseError {
         folder: String,
         /// Who holds it now.
         holder: String,
+    },
+    /// The writer was asked to stop while it stood by for the lease (nothing was written).
+    #[error(
+        "stopped while standing by for the lease of table folder `{folder}`; nothing was written \
+         to it"
+    )]
+    Stopped {
+        /// The table folder.
+        folder: String,
     },
     /// The lease file cannot be read or written.
     #[error("lease of `{folder}`: {source}")]
@@ -297,16 +307,18 @@ impl Lease {
         me: &Holder,
         ttl: Duration,
     ) -> Result<Lease, LeaseError> {
-        Self::acquire_observed(store, folder, me, ttl, |_| {}).await
+        Self::acquire_observed(store, folder, me, ttl, &CancellationToken::new(), |_| {}).await
     }
 
     /// [`Lease::acquire`], calling `on_wait` with the reason while it waits, as a standby, for
     /// a writer of the same name that may still be running (the sink is not ready meanwhile).
+    /// A standby holds nothing, so `stop` ends its wait at once, with [`LeaseError::Stopped`].
     pub async fn acquire_observed(
         store: &dyn LandingStore,
         folder: &str,
         me: &Holder,
         ttl: Duration,
+        stop: &CancellationToken,
         on_wait: impl Fn(&str),
     ) -> Result<Lease, LeaseError> {
         let path = join(&[folder, LEASE_FILE]);
@@ -379,8 +391,14 @@ impl Lease {
                             .and_then(|t| (t - Utc::now()).to_std().ok())
                             .unwrap_or_default()
                             + Duration::from_millis(50);
-                        tokio::time::sleep(poll_interval(ttl).min(until_expiry)).await;
-                        continue;
+                        tokio::select! {
+                            _ = tokio::time::sleep(poll_interval(ttl).min(until_expiry)) => continue,
+                            _ = stop.cancelled() => {
+                                return Err(LeaseError::Stopped {
+                                    folder: folder.to_owned(),
+                                })
+                            }
+                        }
                     }
                     _ => {
                         return Err(LeaseError::Held {
@@ -575,7 +593,8 @@ mod tests {
             .unwrap();
         let started = std::time::Instant::now();
         let reasons = Mutex::new(Vec::new());
-        Lease::acquire_observed(&store, "t", &me, Duration::from_secs(60), |why| {
+        let stop = CancellationToken::new();
+        Lease::acquire_observed(&store, "t", &me, Duration::from_secs(60), &stop, |why| {
             reasons.lock().unwrap().push(why.to_owned())
         })
         .await
@@ -586,6 +605,31 @@ mod tests {
             reasons[0].contains("held by writer `fabric` on host elsewhere pid 1, which may still be running elsewhere"),
             "{reasons:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_a_standbys_wait_at_once_and_leaves_the_lease_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let record = foreign("elsewhere", 1, "fabric", chrono::Duration::seconds(60));
+        store
+            .put("t/_mirror_lease.json", record.clone(), PutMode::Create)
+            .await
+            .unwrap();
+        let me = Holder::with_lock_dir("fabric", dir.path());
+        let stop = CancellationToken::new();
+        let waiting =
+            Lease::acquire_observed(&store, "t", &me, Duration::from_secs(60), &stop, |_| {
+                stop.cancel()
+            });
+        let err = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the stop ended the wait")
+            .unwrap_err();
+        assert!(matches!(err, LeaseError::Stopped { .. }), "{err}");
+        assert!(!err.is_transient());
+        let kept = store.get("t/_mirror_lease.json").await.unwrap().unwrap();
+        assert_eq!(kept.bytes, record, "the holder's lease was touched");
     }
 
     #[tokio::test]
