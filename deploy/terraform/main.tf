@@ -150,10 +150,13 @@ resource "azurerm_container_app" "mirror" {
         timeout                 = 10
         failure_count_threshold = 3
       }
+      # /health, not /ready: a revision becomes active only once a replica is ready, so a
+      # replica standing by for the old revision's leases (or for the workspace role granted
+      # after deployment) would hold the rollout forever (docs/deploy.md).
       readiness_probe {
         transport               = "HTTP"
         port                    = 8080
-        path                    = "/ready"
+        path                    = "/health"
         interval_seconds        = 10
         timeout                 = 5
         failure_count_threshold = 3
