@@ -95,11 +95,13 @@ fn cpu_secs(pid: Option<u32>) -> f64 {
         Some(p) => format!("/proc/{p}/stat"),
         None => "/proc/self/stat".into(),
     };
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return 0.0;
-    };
+    std::fs::read_to_string(path).map_or(0.0, |text| stat_cpu_secs(&text))
+}
+
+/// User + system CPU seconds in the text of a `/proc/.../stat` file (of a process or a thread).
+fn stat_cpu_secs(stat: &str) -> f64 {
     // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| {
         fields
@@ -121,18 +123,7 @@ fn thread_cpu_secs(pid: u32, name: &str) -> f64 {
         .filter(|t| {
             std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
         })
-        .map(|t| {
-            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = |i: usize| {
-                fields
-                    .get(i)
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .unwrap_or(0.0)
-            };
-            (ticks(11) + ticks(12)) / 100.0
-        })
+        .map(|t| std::fs::read_to_string(t.path().join("stat")).map_or(0.0, |s| stat_cpu_secs(&s)))
         .sum()
 }
 
